@@ -3,10 +3,15 @@
 For driving frame k the aligned body has
 
 * the **reference shape** (``keep_driver_shape`` keeps the driver's instead);
-* the driver's facing, joint and finger rotations of frame k;
+* the driver's joint and finger rotations of frame k, and its facing *relative to its
+  first frame* applied to the reference person's facing: ``R_k = C · R_drv,k`` where C
+  turns about the image's vertical axis by the difference between the reference's and
+  the driver's frame-0 torso headings (``face_like_reference``; off keeps the driver's
+  absolute facing, as Champ does). Only the heading is corrected: a lean or tilt of the
+  driver stays the driver's;
 * a root translation that keeps the driver's movement through space relative to its
   first frame, placed where the reference person stands:
-  ``t_k = t_ref + D · (t_drv,k − t_drv,0)``, with ``D = diag(s, s, z_ref / z_drv,0)``
+  ``t_k = t_ref + C · D · (t_drv,k − t_drv,0)``, with ``D = diag(s, s, z_ref / z_drv,0)``
   and ``s`` = reference body height / driver body height. Sideways and vertical moves are
   thus measured in body heights (as they look in the driving video) and moves in depth
   keep their relative change of apparent size;
@@ -22,9 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import roma
 import torch
 
 from champ3d.body.base import BodyModel, BodyParams
+from champ3d.body.keypoints import keypoint_index
 from champ3d.fitting.fitter import BodyFit
 
 
@@ -32,6 +39,7 @@ from champ3d.fitting.fitter import BodyFit
 class AlignSettings:
     keep_driver_shape: bool = False
     keep_driver_camera: bool = False
+    face_like_reference: bool = True
     reground: bool = True
 
 
@@ -40,6 +48,17 @@ def body_height(body: BodyModel, shape: torch.Tensor) -> float:
     with torch.no_grad():
         vertices = body(body.zero_params(1, shape)).vertices[0]
     return float(vertices[:, 1].max() - vertices[:, 1].min())
+
+
+def torso_frame(keypoints: torch.Tensor) -> torch.Tensor:
+    """(B, K, 3) keypoints -> (B, 3, 3) rotation whose columns are the torso's left, down
+    (shoulders to hips) and backward axes in the camera frame."""
+    ids = lambda *names: [keypoint_index(n) for n in names]
+    hips, shoulders = keypoints[:, ids("left_hip", "right_hip")], keypoints[:, ids("left_shoulder", "right_shoulder")]
+    left = (hips[:, 0] - hips[:, 1]) + (shoulders[:, 0] - shoulders[:, 1])
+    y = torch.nn.functional.normalize(hips.mean(1) - shoulders.mean(1), dim=-1)
+    x = torch.nn.functional.normalize(left - (left * y).sum(-1, keepdim=True) * y, dim=-1)
+    return torch.stack((x, y, torch.cross(x, y, dim=-1)), dim=-1)
 
 
 def align(reference: BodyFit, driving: BodyFit, body: BodyModel, settings: AlignSettings | None = None) -> BodyFit:
@@ -54,10 +73,20 @@ def align(reference: BodyFit, driving: BodyFit, body: BodyModel, settings: Align
     scale = body_height(body, reference.params.shape) / body_height(body, drv.shape)
     depth_ratio = ref_t[2] / drv.transl[0, 2]
     factors = torch.tensor([scale, scale, float(depth_ratio)], dtype=drv.transl.dtype)
-    transl = ref_t[None] + (drv.transl - drv.transl[:1]) * factors
+    facing = roma.rotvec_to_rotmat(drv.global_orient)
+    correction = torch.eye(3, dtype=facing.dtype)
+    if settings.face_like_reference:
+        with torch.no_grad():
+            ref_frame = torso_frame(body.keypoints(reference.params.select(slice(0, 1))))[0]
+            drv_frame = torso_frame(body.keypoints(drv.select(slice(0, 1))))[0]
+        heading = lambda frame: torch.atan2(frame[0, 2], frame[2, 2])  # backward axis in the x-z plane
+        correction = roma.rotvec_to_rotmat(
+            torch.tensor([0.0, float(heading(ref_frame) - heading(drv_frame)), 0.0])
+        )
+    transl = ref_t[None] + ((drv.transl - drv.transl[:1]) * factors) @ correction.T
     params = BodyParams(
         shape=shape,
-        global_orient=drv.global_orient.clone(),
+        global_orient=roma.rotmat_to_rotvec(correction @ facing),
         body_pose=drv.body_pose.clone(),
         hand_pose=drv.hand_pose.clone(),
         transl=transl,

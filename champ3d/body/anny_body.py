@@ -87,6 +87,9 @@ class AnnyBody(BodyModel):
         self.register_buffer("uv_coords", model.texture_coordinates.to(torch.float32))
         self.register_buffer("face_uv_indices", model.face_texture_coordinate_indices.long())
 
+        skin = torch.zeros(len(model.template_vertices), self.num_bones)
+        skin.scatter_add_(1, model.vertex_bone_indices.long(), model.vertex_bone_weights.float())
+        self.register_buffer("_skin_weights", skin)  # (V, bones) dense skinning weights
         self._build_keypoint_sources(labels)
         self._rest_cache = None
 
@@ -154,13 +157,10 @@ class AnnyBody(BodyModel):
 
     def _keypoint_basis(self, rest_vertices: torch.Tensor) -> torch.Tensor:
         """P[k, j] = sum_v W[k, v] w[v, j] [v; 1], so keypoint k = sum_j T_j P[k, j] (no skinning)."""
-        homogeneous = torch.nn.functional.pad(rest_vertices, (0, 1), value=1.0)
-        basis = torch.zeros(self._regressor.shape[0], self.num_bones, 4, device=homogeneous.device)
-        for slot in range(self.anny.vertex_bone_indices.shape[1]):
-            weighted = self.anny.vertex_bone_weights[:, slot, None] * homogeneous  # (V, 4)
-            basis = basis.index_add(1, self.anny.vertex_bone_indices[:, slot].long(),
-                                    self._regressor[:, :, None] * weighted[None])
-        return basis
+        homogeneous = torch.nn.functional.pad(rest_vertices, (0, 1), value=1.0)  # (V, 4)
+        return torch.stack(
+            [self._regressor @ (self._skin_weights * homogeneous[:, c, None]) for c in range(4)], dim=-1
+        )
 
     def _bone_transforms(self, params: BodyParams, rest_bone_poses: torch.Tensor):
         batch = params.batch_size

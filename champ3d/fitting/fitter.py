@@ -45,6 +45,11 @@ class FitSettings:
     robust_sigma: float = 0.05  # GMoF scale, in bounding-box heights
     min_hand_score: float = 0.5
 
+    @classmethod
+    def for_image(cls) -> "FitSettings":
+        """A single photo: no temporal evidence, so more steps for the one frame."""
+        return cls(shape_frames=1, shape_iterations=(100, 150))
+
 
 @dataclass
 class BodyFit:
@@ -116,6 +121,8 @@ class BodyFitter:
         shape_ids = shape_ids[det.found[shape_ids]] if det.found[shape_ids].any() else shape_ids
         shape_fit = self._fit_frames(det, camera, shape_ids, s.shape_iterations, fit_shape=True)
         shape = shape_fit.shape.detach()
+        if len(shape_ids) == T:  # the shape pass already fitted every frame
+            return self._result(shape_fit.detach(), det, camera)
 
         chunks = [np.arange(a, min(a + s.chunk_size, T)) for a in range(0, T, s.chunk_size)]
         results, previous = [], None
@@ -130,6 +137,9 @@ class BodyFitter:
             hand_pose=torch.cat([p.hand_pose for p in results]),
             transl=torch.cat([p.transl for p in results]),
         )
+        return self._result(params, det, camera)
+
+    def _result(self, params: BodyParams, det: PersonDetections, camera: CameraIntrinsics) -> BodyFit:
         with torch.no_grad():
             err = self.keypoint_error_2d(params, det, camera)
         return BodyFit(params, camera, det.interpolated.copy(), err, self.body.backend)

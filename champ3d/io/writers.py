@@ -69,13 +69,20 @@ class _AtomicWriter(abc.ABC):
             return False
         return stack.__exit__(None, None, None)
 
+    #: whether single-channel ``(H, W)`` frames are stored as such (8-bit grey)
+    accepts_grey = False
+
     def write(self, frame: np.ndarray) -> None:
-        """Append one uint8 ``(H, W, 3)`` RGB frame; every frame must have the first one's size."""
+        """Append one uint8 ``(H, W, 3)`` RGB frame (or ``(H, W)`` grey where the format
+        keeps it); every frame must have the first one's size."""
         if self._stack is None:
             raise RuntimeError(f"{type(self).__name__} for {self.path} must be used inside a `with` block")
-        if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3):
+        rgb = isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3
+        grey = self.accepts_grey and isinstance(frame, np.ndarray) and frame.ndim == 2
+        if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and (rgb or grey)):
+            kinds = "(H, W, 3) RGB or (H, W) grey" if self.accepts_grey else "(H, W, 3) RGB"
             raise ValueError(
-                f"{self.path}: frames must be uint8 (H, W, 3) RGB arrays, got "
+                f"{self.path}: frames must be uint8 {kinds} arrays, got "
                 f"{getattr(frame, 'dtype', type(frame).__name__)} {getattr(frame, 'shape', '')}"
             )
         if self._size is None:
@@ -178,6 +185,8 @@ class VideoWriter(_AtomicWriter):
 class PngSequenceWriter(_AtomicWriter):
     """Write frames as ``0000.png``, ``0001.png``, ... into a new folder.
 
+    RGB frames become 8-bit RGB PNGs, ``(H, W)`` frames 8-bit grey PNGs.
+
     Names are the zero-based frame index printed with at least four digits (``%04d``:
     ``9999.png`` is followed by ``10000.png``; :func:`champ3d.io.natural_sort_key` and
     FFmpeg's ``%04d`` pattern both keep that order). PNG is lossless at every level;
@@ -190,6 +199,8 @@ class PngSequenceWriter(_AtomicWriter):
         compress_level: zlib level 0 (store) to 9 (smallest).
         overwrite: replace an existing non-empty folder.
     """
+
+    accepts_grey = True
 
     def __init__(self, directory: os.PathLike | str, *, compress_level: int = 1, overwrite: bool = False):
         super().__init__(directory, overwrite)
