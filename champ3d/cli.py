@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     _add_align_options(p)
 
+    p = sub.add_parser("demo", help="guidance for a built-in example (real footage if present, else synthetic)")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--size", type=_positive_int, default=512)
+
     p = sub.add_parser("fit", help="fit the body model to an image or a video")
     p.add_argument("media", type=Path, help="image, video or image folder")
     p.add_argument("--out", type=Path, required=True, help="fit file (NAME.json + NAME.safetensors)")
@@ -58,7 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from champ3d.body.anny_body import AnnyBody
 
-    if args.command == "guidance":
+    if args.command == "demo":
+        from champ3d.demo import run_demo
+
+        summary = run_demo(args.out, size=args.size, overwrite=True)
+        print(f"demo written to {args.out} (qc.mp4, contact_sheet.png, guidance folders); "
+              f"driving mask IoU {summary['driving_mask_iou']['median']:.3f}")
+    elif args.command == "guidance":
         from champ3d.alignment import AlignSettings
         from champ3d.guidance import make_guidance
 

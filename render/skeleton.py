@@ -26,7 +26,7 @@ Drawing order and style (all with OpenCV, 8-connected, no anti-aliasing):
 3. every hand (all left hands, then all right hands): each :data:`HAND_EDGES` edge with
    both ends drawn as a line of thickness 2, coloured by hue ``edge / 20`` at full
    saturation and value; then each drawn point as a filled circle of radius 4 in
-   (0, 0, 255);
+   (0, 0, 255), i.e. blue (OpenPose's BGR red, kept as written on DWPose's RGB canvas);
 4. every drawn face point: a filled white circle of radius 3.
 """
 from __future__ import annotations
