@@ -150,43 +150,15 @@ class ChampPipeline:
         return next(self.model.parameters()).dtype
 
     def __call__(
-        self,
-        ref_image: np.ndarray,
-        guidance: GuidanceSource,
-        *,
-        width: int = 512,
-        height: int = 512,
-        num_inference_steps: int = 20,
-        guidance_scale: float = 3.5,
-        context_schedule: Optional[ContextSchedule] = None,
-        context_batch_size: int = 1,
-        eta: float = 0.0,
-        generator: Optional[torch.Generator] = None,
-        latents: Optional[torch.Tensor] = None,
-        cache_guidance_features: bool = True,
-        decode_chunk_size: int = 4,
-        step_callback: Optional[StepCallback] = None,
+        self, ref_image: np.ndarray, guidance: GuidanceSource, *, decode_chunk_size: int = 4, **generation
     ) -> ChampPipelineOutput:
-        """Generate a video of ``len(guidance)`` frames; see :meth:`generate_latents` and :meth:`decode_frames`.
+        """Generate a video of ``len(guidance)`` frames: :meth:`generate_latents` (which takes
+        every keyword in ``generation``) then :meth:`decode_frames`.
 
         For long videos, call those two directly and write the decoded frames as they come
         instead of holding the whole float video.
         """
-        final = self.generate_latents(
-            ref_image,
-            guidance,
-            width=width,
-            height=height,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            context_schedule=context_schedule,
-            context_batch_size=context_batch_size,
-            eta=eta,
-            generator=generator,
-            latents=latents,
-            cache_guidance_features=cache_guidance_features,
-            step_callback=step_callback,
-        )
+        final = self.generate_latents(ref_image, guidance, **generation)
         frames = [chunk for _, chunk in self.decode_frames(final, decode_chunk_size)]
         video = torch.cat(frames).permute(1, 0, 2, 3).unsqueeze(0)
         return ChampPipelineOutput(video=video, latents=final)
