@@ -35,6 +35,7 @@ from champ3d.errors import Champ3dInputError
 from champ3d.fitting.camera import CameraIntrinsics
 from champ3d.fitting.fit_io import save_fit
 from champ3d.fitting.fitter import BodyFit, BodyFitter, FitSettings
+from champ3d.guidance_folder import GUIDANCE_TYPES
 from champ3d.io.atomic import atomic_output_dir
 from champ3d.io.frames import open_frames
 from champ3d.io.images import read_image
@@ -42,7 +43,6 @@ from champ3d.io.writers import PngSequenceWriter, VideoWriter
 from champ3d.skeleton_map import skeleton_images
 from render.renderer import ChampMapRenderer
 
-GUIDANCE_TYPES = ("depth", "normal", "semantic_map", "dwpose", "mask")
 RENDER_BATCH = 16
 
 

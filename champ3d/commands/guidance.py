@@ -1,0 +1,35 @@
+"""``champ3d guidance``: fit both inputs, align, render Champ's guidance layout."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from champ3d.commands.options import add_align_options, align_settings, positive_int
+
+HELP = "fit, align and render Champ guidance for a reference and a driving video"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ref", type=Path, required=True, help="reference image of the person")
+    p.add_argument("--driving", type=Path, required=True, help="driving video, image folder or image")
+    p.add_argument("--out", type=Path, required=True, help="output folder (Champ's guidance layout)")
+    p.add_argument("--size", type=positive_int, default=512, help="longer side of the guidance images (px)")
+    p.add_argument("--max-frames", type=positive_int, default=None, help="use only the first N driving frames")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    add_align_options(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from champ3d.body.anny_body import AnnyBody
+    from champ3d.guidance import make_guidance
+
+    summary = make_guidance(args.ref, args.driving, args.out, AnnyBody(), size=args.size,
+                            max_frames=args.max_frames, align_settings=align_settings(args),
+                            overwrite=args.overwrite)
+    brief = {k: summary[k] for k in ("reference_mask_iou", "root_trajectory_correlation", "frames")}
+    brief["driving_mask_iou_median"] = summary["driving_mask_iou"]["median"]
+    brief["driving_keypoint_error_median"] = summary["driving_keypoint_error"]["median"]
+    print(json.dumps(brief, indent=2))
+    print(f"guidance written to {args.out}")
+    return 0
