@@ -3,7 +3,7 @@
 Layout (written by :func:`champ3d.guidance.make_guidance`; Champ's
 ``example_data/motions/<motion>/`` holds the same type folders)::
 
-    DIR/<type>/NNNN.png   one PNG per frame for each type in GUIDANCE_TYPES present
+    DIR/<type>/NNNN.png   one PNG per frame for each type in KNOWN_TYPES present
     DIR/ref.png           optional: the reference image at the guidance size
     DIR/qc.json           optional: champ3d's QC summary; ``driving.fps`` is the video's fps
 
@@ -23,23 +23,25 @@ from PIL import Image
 
 from champ3d.errors import Champ3dInputError
 
-GUIDANCE_TYPES = ("depth", "normal", "semantic_map", "dwpose", "mask")
+GUIDANCE_TYPES = ("depth", "normal", "semantic_map", "dwpose", "mask")  # what `champ3d guidance` writes
+TEXTURED_TYPE = "textured"  # the textured reference body (RGB on black), written by `champ3d animate`
+KNOWN_TYPES = GUIDANCE_TYPES + (TEXTURED_TYPE,)
 _FRAME_NAME = re.compile(r"^\d+\.(png|jpg|jpeg)$", re.IGNORECASE)
 
 
 class GuidanceFolder:
     """A validated guidance folder. ``types`` are the guidance types present, in
-    GUIDANCE_TYPES order (or those asked for); ``size`` is (H, W); ``fps`` is None when
+    KNOWN_TYPES order (or those asked for); ``size`` is (H, W); ``fps`` is None when
     the folder does not record it."""
 
     def __init__(self, path, types: Optional[Sequence[str]] = None):
         self.path = Path(path)
         if not self.path.is_dir():
             raise Champ3dInputError(self.path, "guidance folder not found")
-        present = [t for t in GUIDANCE_TYPES if (self.path / t).is_dir()]
+        present = [t for t in KNOWN_TYPES if (self.path / t).is_dir()]
         wanted = list(types) if types is not None else present
         if not wanted:
-            raise Champ3dInputError(self.path, f"no guidance type folder found (expected some of {GUIDANCE_TYPES})")
+            raise Champ3dInputError(self.path, f"no guidance type folder found (expected some of {KNOWN_TYPES})")
         missing = [t for t in wanted if t not in present]
         if missing:
             raise Champ3dInputError(self.path / missing[0], "guidance type folder missing")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything champ3d needs on a fresh Debian machine:
 # the headless EGL/Mesa libraries, a virtual environment with the pinned CPU torch, the
-# package with its test extras, and the body model's one-time cache (about 2 minutes).
+# package with its test and SMPL-X extras, and the body model's one-time cache (about 2 minutes).
 # Re-running it is cheap: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$PY" -m pip install -q --upgrade pip
   # torch first, pinned: every later requirement is then satisfied by this CPU build
   "$PY" -m pip install -q "$TORCH_SPEC"
-  "$PY" -m pip install -q -e ".[test]" "$TORCH_SPEC"
+  "$PY" -m pip install -q -e ".[test,smplx]" "$TORCH_SPEC"
   if "$PY" -m pip list 2>/dev/null | grep -qi '^nvidia-'; then
     echo "[setup] error: a CUDA torch build was pulled in; pin $TORCH_SPEC" >&2
     exit 1

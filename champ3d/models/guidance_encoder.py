@@ -39,6 +39,9 @@ class GuidanceEncoder(nn.Module):
             self.attentions.append(SpatialTransformer(width_out, heads, _SECOND_ATTENTION_GROUPS, cross_attention_dim=None))
         self.guidance_attention = SpatialTransformer(widths[-1], heads, _SECOND_ATTENTION_GROUPS, cross_attention_dim=None)
         self.conv_out = nn.Conv2d(widths[-1], spec.embedding_channels, kernel_size=3, padding=1)
+        # Champ zero-initialises the output conv: a new encoder adds exactly nothing until trained.
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:
         """``condition`` (B, 3, F, H, W) in [0, 1] -> features (B, C_emb, F, H/8, W/8)."""
