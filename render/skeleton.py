@@ -8,8 +8,8 @@ drawing from keypoints, and owns the keypoint orders:
   midpoint of the shoulders;
 * hands: :data:`HAND_21`, 21 points per hand (wrist, then four joints per
   finger from thumb to little finger, each base to tip), left hand first;
-* face: 68 points in the iBUG 300-W order (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,
-  mouth 48-67).
+* face: any number of points, each drawn alike (DWPose gives the 68 iBUG 300-W points:
+  jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67).
 
 Keypoints are pixel coordinates (``render.cameras`` convention) with a confidence each.
 Like DWPose, the drawing truncates coordinates to integers (``int(x)``), draws a body point
@@ -27,7 +27,8 @@ Drawing order and style (all with OpenCV, 8-connected, no anti-aliasing):
    both ends drawn as a line of thickness 2, coloured by hue ``edge / 20`` at full
    saturation and value; then each drawn point as a filled circle of radius 4 in
    (0, 0, 255), i.e. blue (OpenPose's BGR red, kept as written on DWPose's RGB canvas);
-4. every drawn face point: a filled white circle of radius 3.
+4. every drawn face point: a filled white circle of radius 3, over whatever is there
+   (DWPose's ``draw_facepose``).
 """
 from __future__ import annotations
 
@@ -55,8 +56,6 @@ HAND_21 = ("wrist",) + tuple(
     )
     for joint in joints
 )
-
-NUM_FACE_KEYPOINTS = 68
 
 #: Body limbs drawn, as pairs of :data:`OPENPOSE_BODY_18` indices, in drawing order.
 BODY_LIMBS = (
@@ -123,7 +122,7 @@ def draw_pose(image_size: Tuple[int, int], body=None, body_scores=None, hands=No
         image_size: (H, W).
         body: (18, 2) or (P, 18, 2) pixel coordinates in :data:`OPENPOSE_BODY_18` order.
         hands: (2, 21, 2) or (P, 2, 21, 2), left hand then right, :data:`HAND_21` order.
-        face: (68, 2) or (P, 68, 2), iBUG-68 order.
+        face: (N, 2) or (P, N, 2) face points (DWPose: N = 68, iBUG order).
         body_scores, hand_scores, face_scores: matching confidences; None draws every point.
         threshold: confidence threshold (DWPose's 0.3).
     """
@@ -148,7 +147,8 @@ def draw_pose(image_size: Tuple[int, int], body=None, body_scores=None, hands=No
             for person in range(len(points)):
                 _draw_hand(canvas, points[person, side], scores[person, side] >= threshold)
     if face is not None:
-        points, scores = _people("face", face, face_scores, (NUM_FACE_KEYPOINTS,))
+        count = np.shape(face)[-2] if np.ndim(face) >= 2 else 0
+        points, scores = _people("face", face, face_scores, (count,))
         for person in range(len(points)):
             for (x, y), score in zip(points[person], scores[person]):
                 if score >= threshold and int(x) >= 1 and int(y) >= 1:

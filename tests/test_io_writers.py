@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -224,6 +225,54 @@ def test_png_compress_level(tmp_path):
     assert sizes[9] < sizes[0]
     with pytest.raises(ValueError, match="compress_level"):
         PngSequenceWriter(tmp_path / "x", compress_level=12)
+
+
+def png_rows(path: Path):
+    """(colour type, per-row filter bytes) of an 8-bit, non-interlaced PNG, read from its chunks."""
+    data = path.read_bytes()
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    width, height = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
+    colour_type = header[9]
+    stride = 1 + width * {0: 1, 2: 3}[colour_type]
+    raw = zlib.decompress(idat)
+    assert len(raw) == stride * height
+    return colour_type, {raw[r * stride] for r in range(height)}
+
+
+def test_png_grey_and_rgb_frames_are_stored_exactly(tmp_path):
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    rgb[0, 0] = (255, 0, 10)  # channel order shows
+    grey = rng.integers(0, 256, (40, 30), dtype=np.uint8)
+    for name, frame in (("rgb", rgb), ("grey", grey), ("view", rgb[::-1, ::2])):
+        with PngSequenceWriter(tmp_path / name) as pngs:
+            pngs.write(frame)
+            pngs.write(frame)
+        with Image.open(tmp_path / name / "0001.png") as img:
+            assert img.mode == ("L" if frame.ndim == 2 else "RGB")
+            np.testing.assert_array_equal(np.asarray(img), frame)
+    assert png_rows(tmp_path / "rgb" / "0000.png")[0] == 2 and png_rows(tmp_path / "grey" / "0000.png")[0] == 0
+
+
+def test_png_default_level_is_the_sub_filter_speed_setting(tmp_path):
+    frame = np.tile(np.arange(64, dtype=np.uint8)[None, :, None] * 4, (32, 1, 3))
+    frame[::3] = 200  # rows the adaptive filters would treat differently
+    for level in (1, 6):
+        with PngSequenceWriter(tmp_path / f"l{level}", compress_level=level) as pngs:
+            pngs.write(frame)
+    assert png_rows(tmp_path / "l1" / "0000.png")[1] == {1}  # "sub" on every row
+    assert png_rows(tmp_path / "l6" / "0000.png")[1] != {1}
+    for bad in (True, 1.0, -1, "1"):
+        with pytest.raises(ValueError, match="compress_level"):
+            PngSequenceWriter(tmp_path / "x", compress_level=bad)
 
 
 def test_png_sequence_failure_leaves_nothing(tmp_path):

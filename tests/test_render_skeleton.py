@@ -72,6 +72,25 @@ def test_thresholds_body_strict_hands_and_face_inclusive():
     assert not image[34, 20].any()  # radius 3
 
 
+def test_face_points_are_dwpose_white_dots_of_radius_3():
+    # any number of points per face, drawn last: white over a body disc, radius 3 inside radius 4
+    body, scores = body_at({"nose": (60, 60)})
+    faces = np.array([[[60.0, 60.0], [120.0, 80.0], [0.9, 90.0]], [[150.0, 150.0], [170.0, 20.5], [40.0, 0.5]]])
+    image = draw_pose(SIZE, body=body, body_scores=scores, face=faces)
+    for x, y in ((60, 60), (120, 80), (150, 150), (170, 20)):
+        assert tuple(image[y, x]) == (255, 255, 255)
+        assert tuple(image[y, x - 3]) == (255, 255, 255) and tuple(image[y + 3, x]) == (255, 255, 255)
+        assert tuple(image[y + 3, x + 3]) != (255, 255, 255)
+    assert tuple(image[60, 64]) == BODY_COLOURS[0] and tuple(image[56, 60]) == BODY_COLOURS[0]
+    assert not image[80, 124].any() and not image[84, 120].any()
+    # truncated x or y below 1 is not drawn, like DWPose
+    assert not image[88:93, 0:4].any() and not image[0:4, 37:44].any()
+    white = np.all(image == 255, axis=-1)
+    assert white.sum() == 4 * white[77:84, 117:124].sum()
+    with pytest.raises(ValueError, match="face"):
+        draw_pose(SIZE, face=np.zeros(5))
+
+
 def test_hand_edges_and_points():
     hands = np.zeros((2, 21, 2))
     hands[0, :] = (30.0, 30.0)

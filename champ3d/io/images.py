@@ -134,36 +134,56 @@ def _load_rgb(path: Path) -> Tuple[np.ndarray, Optional[str]]:
     with _open(path) as img:
         try:
             img.load()
-            upright = ImageOps.exif_transpose(img)
+            ImageOps.exif_transpose(img, in_place=True)  # no second whole-image copy
         except (OSError, SyntaxError, ValueError) as err:
             raise Champ3dInputError(path, f"damaged or truncated image: {err}") from err
-        return _to_rgb(upright, path)
+        return _to_rgb(img, path)
+
+
+_BAND_ROWS = 256
+
+
+def _pixels(img: Image.Image) -> np.ndarray:
+    """A writable numpy copy of ``img``'s pixels.
+
+    Copied in bands of rows: ``np.asarray`` on a whole image goes through a byte string of
+    the whole image (and a read-only array over it), which would add two image-sized
+    buffers to the peak memory of reading a large photo.
+    """
+    width, height = img.size
+    band = lambda top: np.asarray(img.crop((0, top, width, min(height, top + _BAND_ROWS))))
+    first = band(0)
+    pixels = np.empty((height,) + first.shape[1:], first.dtype)
+    pixels[: len(first)] = first
+    for top in range(_BAND_ROWS, height, _BAND_ROWS):
+        pixels[top : top + _BAND_ROWS] = band(top)
+    return pixels
 
 
 def _to_rgb(img: Image.Image, path: Path) -> Tuple[np.ndarray, Optional[str]]:
     mode = img.mode
     if mode == "RGB":
-        return np.ascontiguousarray(np.asarray(img)), None
+        return _pixels(img), None
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         return _to_rgb(img, path)
     if mode in ("RGBA", "RGBa", "PA", "LA", "La"):
         note = "grayscale image converted to RGB" if mode in ("LA", "La") else None
-        rgba = np.asarray(img.convert("RGBA"))
+        rgba = _pixels(img.convert("RGBA"))
         alpha = rgba[..., 3:].astype(np.uint16)
         if alpha.min() == 255:
             return np.ascontiguousarray(rgba[..., :3]), note
         rgb = (rgba[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
         return rgb.astype(np.uint8), "transparent pixels composited over white (alpha removed)"
     if mode in ("1", "L"):
-        gray = np.asarray(img.convert("L"))
+        gray = _pixels(img.convert("L"))
         return np.repeat(gray[..., None], 3, axis=2), "grayscale image converted to RGB"
     if mode.startswith("I;16") or mode == "I":
-        values = np.asarray(img).astype(np.int64)
+        values = _pixels(img).astype(np.int64)
         if values.min() < 0 or values.max() > 65535:
             raise Champ3dInputError(path, f"32-bit integer pixels outside 0..65535 are not supported (mode {mode})")
         gray = ((values + 128) // 257).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2), "16-bit grayscale image converted to 8-bit RGB"
     if mode == "F":
         raise Champ3dInputError(path, "floating-point images are not supported (mode F)")
-    return np.asarray(img.convert("RGB")), f"{mode} image converted to RGB without colour management"
+    return _pixels(img.convert("RGB")), f"{mode} image converted to RGB without colour management"

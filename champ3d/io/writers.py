@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Optional, Tuple, Union
 
 import av
+import cv2
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
-from PIL import Image
 
 from champ3d.io.atomic import atomic_output_dir, atomic_write_path
 
@@ -185,14 +185,16 @@ class VideoWriter(_AtomicWriter):
 class PngSequenceWriter(_AtomicWriter):
     """Write frames as ``0000.png``, ``0001.png``, ... into a new folder.
 
-    RGB frames become 8-bit RGB PNGs, ``(H, W)`` frames 8-bit grey PNGs.
+    RGB frames become 8-bit RGB PNGs, ``(H, W)`` frames 8-bit grey PNGs, encoded by
+    OpenCV's libpng (``cv2.imwrite``).
 
     Names are the zero-based frame index printed with at least four digits (``%04d``:
     ``9999.png`` is followed by ``10000.png``; :func:`champ3d.io.natural_sort_key` and
     FFmpeg's ``%04d`` pattern both keep that order). PNG is lossless at every level;
-    ``compress_level`` is zlib's, and the default 1 is the fastest that still compresses:
-    on real video frames it saves 1.4 to 3 times faster than Pillow's default 6, for
-    files about a fifth larger.
+    ``compress_level`` is zlib's. The default 1 is OpenCV's speed setting: zlib level 1
+    with the "sub" row filter and run-length matching (any other level uses libpng's
+    adaptive filters). It encodes 512x512 frames about twice as fast as Pillow's level 1
+    (1.8x on camera frames, 2 to 2.6x on guidance maps), for files up to a third larger.
 
     Args:
         directory: the folder to create.
@@ -204,9 +206,12 @@ class PngSequenceWriter(_AtomicWriter):
 
     def __init__(self, directory: os.PathLike | str, *, compress_level: int = 1, overwrite: bool = False):
         super().__init__(directory, overwrite)
-        if compress_level not in range(10):
+        if isinstance(compress_level, bool) or not isinstance(compress_level, numbers.Integral) \
+                or compress_level not in range(10):
             raise ValueError(f"compress_level must be an integer 0..9, got {compress_level!r}")
-        self.compress_level = compress_level
+        self.compress_level = int(compress_level)
+        # no compression parameter selects OpenCV's tuned level 1 (sub filter, Z_RLE)
+        self._params = [] if self.compress_level == 1 else [cv2.IMWRITE_PNG_COMPRESSION, self.compress_level]
         self._temp: Optional[Path] = None
 
     @staticmethod
@@ -218,8 +223,12 @@ class PngSequenceWriter(_AtomicWriter):
         self._temp = stack.enter_context(atomic_output_dir(self.path, overwrite=self._overwrite))
 
     def _write(self, frame: np.ndarray) -> None:
-        image = Image.fromarray(np.ascontiguousarray(frame))
-        image.save(self._temp / self.frame_name(self.num_frames), format="PNG", compress_level=self.compress_level)
+        pixels = np.ascontiguousarray(frame)
+        if pixels.ndim == 3:
+            pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+        path = self._temp / self.frame_name(self.num_frames)
+        if not cv2.imwrite(str(path), pixels, self._params):
+            raise OSError(f"{path}: the PNG could not be written")
 
 
 def _as_frame_rate(fps: FrameRate) -> Fraction:
