@@ -5,7 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-from champ3d.commands.options import add_align_options, align_settings, positive_int
+from champ3d.commands.options import (add_align_options, add_body_options, align_settings, check_media,
+                                      make_body_from_args, positive_int)
 
 HELP = "fit, align and render Champ guidance for a reference and a driving video"
 
@@ -18,13 +19,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=positive_int, default=None, help="use only the first N driving frames")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     add_align_options(p)
+    add_body_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from champ3d.body.anny_body import AnnyBody
     from champ3d.guidance import make_guidance
 
-    summary = make_guidance(args.ref, args.driving, args.out, AnnyBody(), size=args.size,
+    check_media(args.ref, args.driving)
+    summary = make_guidance(args.ref, args.driving, args.out, make_body_from_args(args), size=args.size,
                             max_frames=args.max_frames, align_settings=align_settings(args),
                             overwrite=args.overwrite)
     brief = {k: summary[k] for k in ("reference_mask_iou", "root_trajectory_correlation", "frames")}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def positive_int(text: str) -> int:
@@ -28,3 +29,36 @@ def align_settings(args: argparse.Namespace):
 
     return AlignSettings(keep_driver_shape=args.keep_driver_shape, keep_driver_camera=args.keep_driver_camera,
                          face_like_reference=not args.absolute_facing, reground=not args.no_reground)
+
+
+def add_body_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("body model (see champ3d.body)")
+    group.add_argument("--body", choices=("anny", "smplx"), default="anny",
+                       help="body model backend: anny (bundled, default) or smplx (your licensed model files)")
+    group.add_argument("--body-model", type=Path, default=None,
+                       help="smplx: model file or folder (SMPLX_<GENDER>.npz or SMPL_<GENDER>.pkl)")
+    group.add_argument("--body-type", choices=("smplx", "smpl"), default="smplx", help="smplx: model type")
+    group.add_argument("--body-gender", choices=("neutral", "female", "male"), default="neutral",
+                       help="smplx: model gender")
+    group.add_argument("--body-uv", type=Path, default=None, help="smplx: OBJ file with the model's UV layout")
+
+
+def make_body_from_args(args: argparse.Namespace):
+    """The body model the options name; a missing ``--body-model`` for smplx is a user error."""
+    from champ3d.body import make_body
+    from champ3d.errors import Champ3dInputError
+
+    if args.body == "anny":
+        return make_body("anny")
+    if args.body_model is None:
+        raise Champ3dInputError("--body-model", "the smplx body needs its model file or folder")
+    return make_body("smplx", model_path=args.body_model, model_type=args.body_type, gender=args.body_gender,
+                     uv_obj=args.body_uv)
+
+
+def check_media(*paths: Path) -> None:
+    """Open each input once (cheap: header only) so bad files fail before any slow work."""
+    from champ3d.io.frames import open_frames
+
+    for path in paths:
+        open_frames(path)
