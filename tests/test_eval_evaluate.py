@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import math
+import shutil
 from pathlib import Path
 
 import av
@@ -16,7 +17,7 @@ import yaml
 from PIL import Image
 
 from champ3d.errors import Champ3dInputError
-from champ3d.eval import METRICS, evaluate
+from champ3d.eval import METRICS, evaluate, write_report
 from champ3d.eval.frames import FrameResize
 from test_eval_networks import write_tiny_weights
 
@@ -109,18 +110,22 @@ def test_evaluate_writes_consistent_tables(tmp_path, weights, dataset, profile):
     result = evaluate(_protocol(tmp_path, profile), dataset / "pred", dataset / "gt", tmp_path / "out",
                       weights_dir=weights, method="tiny", run_info={"seed": 42}, ledger=ledger)
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["per_frame.csv", "per_video.csv", "protocol.json",
-                                                     "summary.json", "table.md", "table.tex"]
+    assert sorted(p.name for p in out.iterdir()) == ["per_frame.csv", "per_video.csv", "per_video.md", "per_video.tex",
+                                                     "protocol.json", "summary.json", "table.md", "table.tex",
+                                                     "videos"]
+    assert sorted(p.name for p in (out / "videos").iterdir()) == ["a.eval.json", "a.eval.safetensors",
+                                                                  "b.eval.json", "b.eval.safetensors"]
     summary = result.summary
     with open(out / "summary.json") as handle:
         assert json.load(handle) == json.loads(json.dumps(summary))
     names = [m for m in summary["metrics"]]
     frame_names = [n for n in names if METRICS[n].kind == "frame"]
-    assert len(names) == (8 if profile == "legacy" else 7)
+    assert len(names) == (8 if profile == "legacy" else 7) and summary["unavailable"] == {}
 
     rows = _read_csv(out / "per_frame.csv")
     assert len(rows) == 2 * 18 and {r["video_id"] for r in rows} == {"a", "b"}
-    assert {(r["protocol"], r["profile"], r["split"]) for r in rows} == {("synthetic", profile, "val")}
+    assert {(r["protocol"], r["profile"], r["split"], r["method"]) for r in rows} == {("synthetic", profile, "val",
+                                                                                       "tiny")}
     assert [int(r["frame_idx"]) for r in rows if r["video_id"] == "a"] == list(range(1, 19))
     assert rows[0]["frame_name"] == "frame_0001"
 
@@ -149,12 +154,13 @@ def test_evaluate_writes_consistent_tables(tmp_path, weights, dataset, profile):
             assert digest == hashlib.sha256((weights / file).read_bytes()).hexdigest()
 
     record = json.loads((out / "protocol.json").read_text())
-    assert record["protocol"]["name"] == "synthetic" and record["profile"]["name"] == profile
-    assert record["run_info"] == {"seed": 42}
-    video_b = next(v for v in record["videos"] if v["video_id"] == "b")
+    assert record["protocol"]["name"] == "synthetic" and record["profile"] == profile
+    assert set(record["metrics"]) == set(names)
+    video_b = next(v for v in record["methods"]["tiny"]["videos"] if v["video_id"] == "b")
+    assert video_b["run_info"] == {"seed": 42}
     assert video_b["pred"]["sha256"] == hashlib.sha256((dataset / "pred" / "b.mp4").read_bytes()).hexdigest()
     assert (video_b["num_frames"], video_b["evaluated_frames"], video_b["frame_size"]) == (19, 18, list(SIZE))
-    assert "torch" in record["provenance"]["versions"]
+    assert "torch" in video_b["provenance"]["versions"]
 
     table = (out / "table.md").read_text()
     assert table.startswith("| Method |") and "| tiny |" in table and f"profile {profile}" in table
@@ -182,12 +188,91 @@ def test_metric_subset_needs_no_weights(tmp_path, dataset):
     assert result.summary["profile"] == "legacy"
 
 
-def test_missing_weights_fail_before_reading_videos(tmp_path, dataset):
+def test_missing_weights_are_reported_by_name(tmp_path, dataset):
+    """Weight files not provided: those metrics are listed as needing them, the others run."""
+    (tmp_path / "empty").mkdir()
+    result = evaluate(_protocol(tmp_path, "legacy"), dataset / "pred", dataset / "gt", tmp_path / "out",
+                      weights_dir=tmp_path / "empty", metrics=["PSNR", "LPIPS", "FVD"])
+    summary = result.summary
+    assert list(summary["metrics"]) == ["PSNR_star", "PSNR_legacy_uint8"]
+    assert summary["unavailable"]["FVD_i3d_disco"]["reason"] == "needs i3d_pretrained_400.pt"
+    assert summary["unavailable"]["LPIPS_vgg_disco"]["reason"] == "needs vgg16-397923af.pth, vgg.pth"
+    assert summary["columns"] == ["PSNR_star", "PSNR_legacy_uint8", "LPIPS_vgg_disco", "FVD_i3d_disco"]
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "| needs vgg16-397923af.pth, vgg.pth | needs i3d_pretrained_400.pt |" in table
+    assert "needs i3d\\_pretrained\\_400.pt" in (tmp_path / "out" / "table.tex").read_text()
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"weights_dir": "no_such_folder"}, "weights_dir"),
+    ({"weights": {"i3d_pretrained_400.pt": "no_such_file.pt"}}, "weights.i3d_pretrained_400.pt"),
+    ({"guidance_dir": "no_such_guidance"}, "guidance_dir"),
+])
+def test_configured_paths_that_do_not_exist_are_errors(tmp_path, dataset, kwargs, field):
+    kwargs = {k: (tmp_path / v if isinstance(v, str) else {n: tmp_path / f for n, f in v.items()})
+              for k, v in kwargs.items()}
     with pytest.raises(Champ3dInputError) as error:
         evaluate(_protocol(tmp_path, "legacy"), dataset / "pred", dataset / "gt", tmp_path / "out",
-                 weights_dir=tmp_path / "empty", metrics=["FVD"])
-    assert "i3d_pretrained_400.pt" in str(error.value) and "FVD_i3d_disco" in str(error.value)
+                 metrics=["PSNR", "FVD"], **kwargs)
+    assert error.value.where == field and "does not exist" in error.value.problem
     assert not (tmp_path / "out").exists()
+
+
+def test_weights_folder_from_the_environment_must_exist(tmp_path, dataset, monkeypatch):
+    monkeypatch.setenv("CHAMP3D_WEIGHTS", str(tmp_path / "gone"))
+    with pytest.raises(Champ3dInputError, match=r"\$CHAMP3D_WEIGHTS: weights folder .*gone does not exist"):
+        evaluate(_protocol(tmp_path, "legacy"), dataset / "pred", dataset / "gt", tmp_path / "out", metrics=["FVD"])
+
+
+def test_report_aggregates_results_of_several_methods(tmp_path, weights, dataset):
+    """Two methods evaluated into one run folder: the report gives one row each, with the
+    values evaluate() gave, and refuses results it cannot put in one table."""
+    protocol = _protocol(tmp_path, "clean")
+    run = tmp_path / "run"
+    (tmp_path / "no_weights").mkdir()
+    first = evaluate(protocol, dataset / "pred", dataset / "gt", run / "noisy", weights_dir=weights,
+                     metrics=["L1", "PSNR", "FID"], method="noisy")
+    second = evaluate(protocol, dataset / "gt", dataset / "gt", run / "perfect", weights_dir=tmp_path / "no_weights",
+                      metrics=["L1", "PSNR", "FID"], method="perfect")
+    summary, files = write_report(run)
+    assert [m["method"] for m in summary["methods"]] == ["noisy", "perfect"]
+    assert summary["methods"][0]["metrics"] == json.loads(json.dumps(first.summary["metrics"]))
+    assert summary["methods"][1]["unavailable"]["FID_clean"]["reason"] == "needs inception-2015-12-05.pt"
+    assert second.summary["metrics"]["L1"]["frame_pooled"]["value"] == 0.0
+    table = files["table_md"].read_text()
+    assert "| noisy |" in table and "| perfect | 0.0000 | ∞ | needs inception-2015-12-05.pt |" in table
+    videos = _read_csv(files["per_video"])
+    assert [(v["method"], v["video_id"]) for v in videos] == [("noisy", "a"), ("noisy", "b"), ("perfect", "a"),
+                                                              ("perfect", "b")]
+    assert "| perfect | b | 18 |" in files["per_video_md"].read_text()
+    assert files["summary"] == run / "report" / "summary.json"
+
+    evaluate(protocol, dataset / "pred", dataset / "gt", run / "legacy", metrics=["PSNR"], profile="legacy",
+             method="legacy")
+    with pytest.raises(Champ3dInputError, match=r"profiles legacy and clean .*\(field profile\)"):
+        write_report(run)
+    (tmp_path / "variant").mkdir()
+    evaluate(_protocol(tmp_path / "variant", "clean", clips={"length": 8, "stride": 2}), dataset / "pred",
+             dataset / "gt", run / "legacy", metrics=["PSNR"], method="legacy")
+    with pytest.raises(Champ3dInputError, match=r"\(field protocol.clips.length\)"):
+        write_report(run)
+    (run / "legacy" / "videos" / "a.eval.json").unlink()
+    (run / "legacy" / "videos" / "b.eval.json").unlink()
+    for side in ("pred", "gt"):
+        shutil.copytree(dataset / "gt" / "a", tmp_path / f"{side}_c" / "c")
+    evaluate(protocol, tmp_path / "pred_c", tmp_path / "gt_c", run / "perfect_c", weights_dir=weights,
+             metrics=["L1", "PSNR", "FID"], method="perfect")
+    with pytest.raises(Champ3dInputError, match=r"method perfect: different metrics could run \(field unavailable"):
+        write_report(run)
+    shutil.rmtree(run / "perfect_c")
+    duplicate = run / "copy"
+    duplicate.mkdir()
+    (duplicate / "a.eval.json").write_text((run / "perfect" / "videos" / "a.eval.json").read_text())
+    with pytest.raises(Champ3dInputError, match="video a of method perfect evaluated twice"):
+        write_report(run)
+    (tmp_path / "empty_run").mkdir()
+    with pytest.raises(Champ3dInputError, match="no per-video evaluation results"):
+        write_report(tmp_path / "empty_run")
 
 
 def test_mismatched_inputs_name_both_sides(tmp_path, dataset):
@@ -199,11 +284,12 @@ def test_mismatched_inputs_name_both_sides(tmp_path, dataset):
         evaluate(protocol, short, dataset / "gt", tmp_path / "out", metrics=["PSNR"])
     message = str(error.value)
     assert str(short / "a") in message and str(dataset / "gt" / "a") in message and "18 frames" in message
+    assert "video a: frame count differs" in message
 
     small = tmp_path / "small"
     _write_pngs(small / "a", _video(1, 19)[:, :30])
     _write_pngs(small / "b", _video(2, 19))
-    with pytest.raises(Champ3dInputError, match=r"small/a vs .*gt/a.*44x30.*44x36"):
+    with pytest.raises(Champ3dInputError, match=r"small/a vs .*gt/a: video a: frame size differs.*44x30.*44x36"):
         evaluate(protocol, small, dataset / "gt", tmp_path / "out", metrics=["PSNR"])
 
     renamed = tmp_path / "renamed"

@@ -290,3 +290,25 @@ def test_lpips_heads_must_fit_the_backbone(tmp_path, tiny):
     with pytest.raises(Champ3dInputError, match="vgg16-397923af.pth.*alex.pth"):
         METRICS["LPIPS_vgg_disco"].build(BuildContext(WeightsStore(tmp_path, {"vgg.pth": tmp_path / "alex.pth"}),
                                                       torch.device("cpu"), 4, ClipSampling(16, 1)))
+
+
+def test_weights_store_tells_missing_files_from_bad_configuration(tmp_path, tiny, monkeypatch):
+    folder, _ = tiny
+    monkeypatch.delenv("CHAMP3D_WEIGHTS", raising=False)
+    unconfigured = WeightsStore()
+    assert unconfigured.missing(["alex.pth", "vgg.pth"]) == ["alex.pth", "vgg.pth"]
+    with pytest.raises(Champ3dInputError, match="no weights directory is configured"):
+        unconfigured.path("alex.pth", "LPIPS_alex")
+    partial = WeightsStore(tmp_path, {"vgg.pth": folder / "vgg.pth"})
+    assert partial.missing(["alex.pth", "vgg.pth"]) == ["alex.pth"]  # an override counts as provided
+    assert WeightsStore(folder).missing(sorted(KNOWN_WEIGHTS)) == []
+    with pytest.raises(Champ3dInputError) as error:
+        WeightsStore(tmp_path / "absent")
+    assert error.value.where == "weights_dir"
+    with pytest.raises(Champ3dInputError) as error:
+        WeightsStore(folder, {"alex.pth": tmp_path / "absent.pth"})
+    assert error.value.where == "weights.alex.pth" and "absent.pth does not exist" in error.value.problem
+    monkeypatch.setenv("CHAMP3D_WEIGHTS", str(tmp_path / "absent"))
+    with pytest.raises(Champ3dInputError) as error:
+        WeightsStore()
+    assert error.value.where == "$CHAMP3D_WEIGHTS"

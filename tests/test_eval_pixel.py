@@ -110,13 +110,29 @@ def _frame_metric(name):
     return METRICS[name].build(None)
 
 
+WEIGHT_FREE = {"PoseError": ("MPJPE", "PA_MPJPE"), "PCK": ("PCK_0.05", "PCK_0.1"), "Jitter": ("jitter",),
+               "FootSkating": ("foot_skate",), "MaskIoU": ("mask_IoU",), "MultiView": ("multiview_L1",)}
+
+
 def test_profiles_differ_exactly_where_the_protocol_doc_says():
+    """evaluation_protocols §0: the disco-compat profile keeps L1/H*W, both PSNRs, gray 7x7 SSIM,
+    VGG LPIPS on [0,1], pytorch-fid FID and the PyTorch-I3D FVD; clean uses L1 on [0,1], PSNR,
+    RGB Gaussian SSIM, Alex LPIPS, clean-fid FID and the StyleGAN-V FVD. FID-VID has one
+    implementation, and the weight-free metrics have one definition each."""
     legacy, clean = PROFILES["legacy"].variants, PROFILES["clean"].variants
     assert legacy == {"L1": ("L1_disco",), "PSNR": ("PSNR_star", "PSNR_legacy_uint8"), "SSIM": ("SSIM_gray7",),
                       "LPIPS": ("LPIPS_vgg_disco",), "FID": ("FID_pytorchfid",), "FID-VID": ("FID_VID_3drn50",),
-                      "FVD": ("FVD_i3d_disco",)}
+                      "FVD": ("FVD_i3d_disco",), **WEIGHT_FREE}
     assert clean == {"L1": ("L1",), "PSNR": ("PSNR",), "SSIM": ("SSIM_rgb_gauss11",), "LPIPS": ("LPIPS_alex",),
-                     "FID": ("FID_clean",), "FID-VID": ("FID_VID_3drn50",), "FVD": ("FVD_styleganv",)}
+                     "FID": ("FID_clean",), "FID-VID": ("FID_VID_3drn50",), "FVD": ("FVD_styleganv",), **WEIGHT_FREE}
+    differing = {g for g in legacy if legacy[g] != clean[g]}
+    assert differing == {"L1", "PSNR", "SSIM", "LPIPS", "FID", "FVD"}
+    # where they differ, no concrete metric is shared, so a column never mixes definitions
+    assert all(not set(legacy[g]) & set(clean[g]) for g in differing)
+    # every concrete metric is used by a profile, and weight-free ones need no weights
+    used = {name for p in (legacy, clean) for names in p.values() for name in names}
+    assert used == set(METRICS)
+    assert all(not METRICS[n].weights for names in WEIGHT_FREE.values() for n in names)
 
 
 def test_legacy_and_clean_values(pairs):

@@ -19,13 +19,16 @@ def test_shipped_protocols():
     assert tiktok.resize == FrameResize(256, 256, "center", "bicubic")
     assert tiktok.frames == FrameSelection(start=1, stride=1)  # frame 0 is the reference image
     assert tiktok.clips == ClipSampling(16, 1)
-    assert tiktok.metrics == ("L1", "PSNR", "SSIM", "LPIPS", "FID", "FID-VID", "FVD")
+    weight_free = ("PoseError", "PCK", "Jitter", "FootSkating", "MaskIoU")
+    assert tiktok.metrics == ("L1", "PSNR", "SSIM", "LPIPS", "FID", "FID-VID", "FVD") + weight_free
     assert [m.name for m in resolve_metrics(tiktok.metrics, "legacy", "t")] == [
         "L1_disco", "PSNR_star", "PSNR_legacy_uint8", "SSIM_gray7", "LPIPS_vgg_disco", "FID_pytorchfid",
-        "FID_VID_3drn50", "FVD_i3d_disco"]
+        "FID_VID_3drn50", "FVD_i3d_disco", "MPJPE", "PA_MPJPE", "PCK_0.05", "PCK_0.1", "jitter", "foot_skate",
+        "mask_IoU"]
     ubc = load_protocol("ubc_self")
-    assert ubc.metrics == ("PSNR", "SSIM", "LPIPS", "FVD") and ubc.resize is None
+    assert ubc.metrics == ("PSNR", "SSIM", "LPIPS", "FVD") + weight_free and ubc.resize is None
     orbit = load_protocol(PROTOCOL_DIR / "orbit.yaml")
+    assert orbit.metrics == ("L1", "PSNR", "SSIM", "LPIPS", "FID", "FVD", "MaskIoU", "MultiView")
     assert (orbit.orbit.views, orbit.orbit.step_deg) == (30, 12.0)
     assert orbit.resize == FrameResize(256, 256, "center", "bicubic") and orbit.frames.start == 0
     assert orbit.profile == "clean"

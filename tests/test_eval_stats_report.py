@@ -5,13 +5,14 @@ import csv
 import json
 import math
 import os
+import warnings
 
 import numpy as np
 import pytest
 
 from champ3d.eval.report import atomic_write_text, latex_table, markdown_table, write_csv, write_json
 from champ3d.eval.stats import (BootstrapConfig, percentile_interval, resample_videos,
-                                summarise_distribution_metric, summarise_frame_metric)
+                                summarise_distribution_metric, summarise_frame_metric, summarise_video_metric)
 
 
 def _videos(seed=0):
@@ -53,6 +54,22 @@ def test_bootstrap_by_hand():
         replicates.append(np.concatenate([videos[i] for i in picked]).mean())
     expected = np.percentile(replicates, [5, 95])
     np.testing.assert_allclose(summarise_frame_metric(videos, config)["frame_pooled"]["ci"], expected, rtol=1e-12)
+
+
+def test_video_metric_summary_skips_undefined_videos():
+    """One value per video (jitter, foot skating); NaN (no foot contact) is left out of the mean
+    and of every bootstrap replicate."""
+    values = [4.0, float("nan"), 6.0, 8.0]
+    config = BootstrapConfig(samples=300, seed=2, confidence=0.9)
+    summary = summarise_video_metric(values, config)
+    assert summary["value"] == 6.0 and (summary["n_videos"], summary["n_defined"]) == (4, 3)
+    assert summary["std_over_videos"] == pytest.approx(2.0)
+    rng = np.random.default_rng(2)
+    with warnings.catch_warnings():  # a replicate drawing only the undefined video is NaN, and dropped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        replicates = [np.nanmean(np.array(values)[rng.integers(0, 4, size=4)]) for _ in range(300)]
+    expected = percentile_interval(np.array(replicates), 0.9)
+    assert summary["ci"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_percentile_interval_ignores_nan():
@@ -98,6 +115,24 @@ def test_tables():
     assert r"\toprule" in tex and r"\bottomrule" in tex
     assert r"champ\_3d & 3.02E-04 & $\infty$ & 170.20 \\" in tex
     assert r"FVD (I3D, DisCo) $\downarrow$" in tex and r"95\%" in tex
+
+
+def test_tables_with_several_methods_and_unavailable_metrics():
+    first = _summary()
+    second = {**_summary(), "method": "baseline", "columns": ["L1_disco", "PSNR", "FVD_i3d_disco"],
+              "unavailable": {"FVD_i3d_disco": {**first["metrics"]["FVD_i3d_disco"],
+                                                "reason": "needs i3d_pretrained_400.pt"}}}
+    del second["metrics"]["FVD_i3d_disco"]
+    md = markdown_table(first, second)
+    assert md.index("| champ_3d | 3.02E-04 | ∞ | 170.20 |") < md.index("| baseline | 3.02E-04 | ∞ | "
+                                                                        "needs i3d_pretrained_400.pt |")
+    assert md.count("| 95% CI |") == 2 and "champ_3d: 2 videos, 40 frames; baseline: 2 videos" in md
+    tex = latex_table(first, second)
+    assert r"baseline & 3.02E-04 & $\infty$ & needs i3d\_pretrained\_400.pt \\" in tex
+    video = {**first["metrics"]["FVD_i3d_disco"], "kind": "video", "label": "Jitter (mm/f²)", "value": 3.5,
+             "ci": [3.0, 4.0]}
+    third = {**_summary(), "method": "video", "metrics": {"jitter": video}}
+    assert "| video | 3.50 |" in markdown_table(third) and r"Jitter (mm/f$^2$)" in latex_table(third)
 
 
 def test_csv_and_json_round_trip(tmp_path):

@@ -1,8 +1,9 @@
 """Reading the videos to compare: folders of frame images or video files.
 
 A *video root* (the prediction or the ground-truth directory) holds one entry per video:
-either a sub-folder of frame images (sorted by file name; ``.png .jpg .jpeg .bmp .webp``)
-or a video file (``.mp4 .mov .mkv .avi .webm``); the video id is the folder name or the
+either a sub-folder of frame images (in natural order, ``2.png`` before ``10.png``, as
+:mod:`champ3d.io` reads folders; suffixes :data:`champ3d.io.images.IMAGE_SUFFIXES`) or a
+video file (``.mp4 .mov .mkv .avi .webm``); the video id is the folder name or the
 file stem. Prediction and ground truth are paired by video id, and frame by frame: they
 must have the same frame count and size, and two image folders must hold the same frame
 file names (DisCo's pairing rule). Frames are yielded as uint8 ``[n, H, W, 3]`` RGB chunks.
@@ -21,8 +22,8 @@ import numpy as np
 from PIL import Image
 
 from champ3d.errors import Champ3dInputError
+from champ3d.io.images import IMAGE_SUFFIXES, natural_sort_key
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 _PIL_FILTERS = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "lanczos": Image.LANCZOS, "box": Image.BOX}
 
@@ -102,7 +103,8 @@ def discover_videos(root: Path) -> dict[str, VideoSource]:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
-            files = tuple(sorted(f for f in entry.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES))
+            files = tuple(sorted((f for f in entry.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES
+                                  and not f.name.startswith(".")), key=lambda f: natural_sort_key(f.name)))
             if not files:
                 raise Champ3dInputError(entry, f"folder holds no frame images ({', '.join(IMAGE_SUFFIXES)})")
             source = VideoSource(entry.name, entry, files)
@@ -141,11 +143,12 @@ def pair_videos(pred_root: Path, gt_root: Path) -> list[VideoPair]:
         where = f"{p.path} vs {g.path}"
         count_p, count_g = p.frame_count(), g.frame_count()
         if count_p != count_g:
-            raise Champ3dInputError(where, f"prediction has {count_p} frames, ground truth {count_g}")
+            raise Champ3dInputError(where, f"video {video_id}: frame count differs, prediction has {count_p} "
+                                    f"frames, ground truth {count_g}")
         size_p, size_g = p.frame_size(), g.frame_size()
         if size_p != size_g:
-            raise Champ3dInputError(where, f"prediction frames are {size_p[1]}x{size_p[0]}, "
-                                    f"ground truth {size_g[1]}x{size_g[0]}")
+            raise Champ3dInputError(where, f"video {video_id}: frame size differs, prediction frames are "
+                                    f"{size_p[1]}x{size_p[0]}, ground truth {size_g[1]}x{size_g[0]}")
         if p.frame_names is not None and g.frame_names is not None and p.frame_names != g.frame_names:
             first = next(i for i, (a, b) in enumerate(zip(p.frame_names, g.frame_names)) if a != b)
             raise Champ3dInputError(where, f"frame names differ at position {first}: "

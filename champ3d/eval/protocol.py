@@ -22,13 +22,14 @@ from typing import Any, Optional
 
 import yaml
 
+from champ3d import CONFIG_DIR
 from champ3d.errors import Champ3dInputError
 from champ3d.eval.features import ClipSampling
 from champ3d.eval.frames import FrameResize, FrameSelection
 from champ3d.eval.registry import PROFILES, resolve_metrics
 from champ3d.eval.stats import BootstrapConfig
 
-PROTOCOL_DIR = Path(__file__).resolve().parents[2] / "configs" / "protocols"
+PROTOCOL_DIR = CONFIG_DIR / "protocols"
 
 
 @dataclass(frozen=True)

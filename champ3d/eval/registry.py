@@ -6,18 +6,29 @@ never one column). A spec declares its kind, the weight files it needs and how t
 its computer; adding a metric (e.g. pose following) is one entry here plus the generic
 name in a profile.
 
-Kinds:
-- ``"frame"``: ``computer(pred, gt) -> [N]`` per-frame values for paired uint8 frames;
+Kinds and inputs:
+- ``"frame"`` with ``input="pixels"``: ``computer(pred, gt) -> [N]`` per-frame values for
+  paired uint8 frame chunks;
+- ``"frame"`` with ``input="video"``: ``computer(context) -> [N]`` per-frame values at the
+  evaluated frames, from a :class:`champ3d.eval.video_metrics.VideoContext` (fits, guidance);
+- ``"video"``: ``computer(context) -> float``, one value per video (temporal measures);
 - ``"distribution"``: ``computer() -> extractor`` with ``add_frames`` / ``end_video``
   (:mod:`champ3d.eval.features`) giving one feature row per frame or per clip
   (``row_unit``); the value is the Fréchet distance between the pooled feature rows of all
   predicted and all ground-truth videos.
 
-Profiles map the generic metric names used by protocols (``L1``, ``PSNR``, ``SSIM``,
-``LPIPS``, ``FID``, ``FID-VID``, ``FVD``) to concrete metrics:
+``weights`` names the network files a metric needs (:mod:`champ3d.eval.weights`); ``needs``
+names other inputs that an evaluation may lack (``"guidance"``: a guidance folder per
+video). A metric whose files or inputs are absent is reported as needing them.
+
+Profiles map the generic metric names used by protocols to concrete metrics:
 - ``legacy`` reproduces the tables of DisCo / MagicAnimate / Animate Anyone / Champ /
   UniAnimate / Animate-X ("disco-compat"), quirks included;
 - ``clean`` uses the correct definitions, for new tables.
+They differ exactly in ``L1``, ``PSNR``, ``SSIM``, ``LPIPS``, ``FID`` and ``FVD``
+(evaluation_protocols §0); ``FID-VID`` and the weight-free metrics ``PoseError``
+(MPJPE, PA-MPJPE), ``PCK``, ``Jitter``, ``FootSkating``, ``MaskIoU`` and ``MultiView`` have
+one definition, shared by both.
 """
 from __future__ import annotations
 
@@ -28,7 +39,7 @@ from typing import Callable, Literal, Mapping
 import torch
 
 from champ3d.errors import Champ3dInputError
-from champ3d.eval import pixel
+from champ3d.eval import pixel, video_metrics
 from champ3d.eval.features import ClipFeatures, ClipSampling, FrameFeatures, InputSpec
 from champ3d.eval.i3d import InceptionI3dLogits
 from champ3d.eval.lpips import LpipsMetric, LpipsNetwork, LpipsSpec
@@ -52,16 +63,28 @@ class MetricSpec:
     generic: str                   # the protocol-level metric it implements
     label: str                     # table header
     higher_is_better: bool
-    kind: Literal["frame", "distribution"]
+    kind: Literal["frame", "video", "distribution"]
     definition: str                # one line for the run record
     table_format: str              # format spec for Markdown/LaTeX tables
     build: Callable[[BuildContext], object]
     weights: tuple[str, ...] = field(default=())
     row_unit: Literal["frame", "clip"] = "frame"   # distribution metrics: one feature row per frame or clip
+    input: Literal["pixels", "video"] = "pixels"   # frame metrics: paired frame chunks or a VideoContext
+    needs: tuple[str, ...] = field(default=())     # inputs besides weights, e.g. "guidance"
+
+    def describe(self) -> dict:
+        """The metric's description for run records and tables."""
+        return {"label": self.label, "generic": self.generic, "kind": self.kind,
+                "higher_is_better": self.higher_is_better, "definition": self.definition,
+                "table_format": self.table_format, "weights": list(self.weights), "needs": list(self.needs)}
 
 
 def _pixel(function, spec, context: BuildContext):
     return partial(function, spec=spec)
+
+
+def _video(function, context: BuildContext):
+    return function
 
 
 def _lpips(spec: LpipsSpec, backbone_file: str, heads_file: str, name: str, context: BuildContext):
@@ -177,10 +200,44 @@ def _specs() -> tuple[MetricSpec, ...]:
                    "StyleGAN-V I3D TorchScript 400-d features, shorter side to 224 bilinear + centre crop, [-1,1]",
                    ".2f", partial(_styleganv_i3d, fvd_styleganv_input, "FVD_styleganv"), ("i3d_torchscript.pt",),
                    "clip"),
+        MetricSpec("MPJPE", "PoseError", "MPJPE (mm)", False, "frame",
+                   "root-relative mean 3D error of the 23 body keypoints, fit of the prediction vs the target pose",
+                   ".1f", partial(_video, video_metrics.mpjpe), input="video"),
+        MetricSpec("PA_MPJPE", "PoseError", "PA-MPJPE (mm)", False, "frame",
+                   "MPJPE after per-frame Procrustes (rotation, scale, translation) alignment",
+                   ".1f", partial(_video, video_metrics.pa_mpjpe), input="video"),
+        MetricSpec("PCK_0.05", "PCK", "PCK@0.05", True, "frame",
+                   "fraction of the 23 projected body keypoints within 0.05 x the target's box height",
+                   ".3f", partial(_video, video_metrics.pck_at(0.05)), input="video"),
+        MetricSpec("PCK_0.1", "PCK", "PCK@0.1", True, "frame",
+                   "fraction of the 23 projected body keypoints within 0.1 x the target's box height",
+                   ".3f", partial(_video, video_metrics.pck_at(0.1)), input="video"),
+        MetricSpec("jitter", "Jitter", "Jitter (mm/f²)", False, "video",
+                   "mean acceleration magnitude of the prediction's root-relative body keypoints, mm per frame^2",
+                   ".2f", partial(_video, video_metrics.jitter), input="video"),
+        MetricSpec("foot_skate", "FootSkating", "Foot skating (mm/f)", False, "video",
+                   "mean sideways slide of toe and heel keypoints within 5 cm of the ground, mm per frame",
+                   ".2f", partial(_video, video_metrics.foot_skating), input="video"),
+        MetricSpec("mask_IoU", "MaskIoU", "Mask IoU", True, "frame",
+                   "IoU of MediaPipe's person segmentation of the prediction with the guidance mask",
+                   ".3f", partial(_video, video_metrics.mask_iou), input="video", needs=("guidance",)),
+        MetricSpec("multiview_L1", "MultiView", "Multi-view L1", False, "frame",
+                   "mean RGB L1 on [0,1] between a body point's colours in consecutive views, points seen in both",
+                   ".4f", partial(_video, video_metrics.multiview), input="video", needs=("guidance",)),
     )
 
 
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in _specs()}
+
+
+_WEIGHT_FREE = {
+    "PoseError": ("MPJPE", "PA_MPJPE"),
+    "PCK": ("PCK_0.05", "PCK_0.1"),
+    "Jitter": ("jitter",),
+    "FootSkating": ("foot_skate",),
+    "MaskIoU": ("mask_IoU",),
+    "MultiView": ("multiview_L1",),
+}
 
 
 @dataclass(frozen=True)
@@ -201,6 +258,7 @@ PROFILES: dict[str, Profile] = {
             "FID": ("FID_pytorchfid",),
             "FID-VID": ("FID_VID_3drn50",),
             "FVD": ("FVD_i3d_disco",),
+            **_WEIGHT_FREE,
         }),
         Profile("clean", "correct definitions, recommended for new tables", {
             "L1": ("L1",),
@@ -210,6 +268,7 @@ PROFILES: dict[str, Profile] = {
             "FID": ("FID_clean",),
             "FID-VID": ("FID_VID_3drn50",),
             "FVD": ("FVD_styleganv",),
+            **_WEIGHT_FREE,
         }),
     )
 }

@@ -6,8 +6,9 @@ metric of a run, drawn from ``numpy.random.default_rng(seed)``) and reports the 
 interval of the recomputed statistic.
 
 Frame metrics report two aggregates: ``frame_pooled`` (mean over all frames, what the
-published tables print) and ``video_macro`` (mean of per-video means). Distribution
-metrics are computed once on the pooled feature rows of all videos.
+published tables print) and ``video_macro`` (mean of per-video means). Video metrics (one
+value per video) report the mean over the videos whose value is defined (not NaN).
+Distribution metrics are computed once on the pooled feature rows of all videos.
 """
 from __future__ import annotations
 
@@ -39,8 +40,16 @@ def percentile_interval(values: np.ndarray, confidence: float) -> list[float]:
     if not len(values):
         return [float("nan"), float("nan")]
     tail = 100.0 * (1.0 - confidence) / 2.0
-    low, high = np.percentile(values, [tail, 100.0 - tail])
+    with np.errstate(invalid="ignore"):  # infinite replicates (PSNR of identical frames) interpolate to inf
+        low, high = np.percentile(values, [tail, 100.0 - tail])
     return [float(low), float(high)]
+
+
+def _std(values: np.ndarray) -> float:
+    """Sample standard deviation; NaN below two values or when a value is infinite."""
+    if len(values) < 2 or not np.all(np.isfinite(values)):
+        return float("nan")
+    return float(values.std(ddof=1))
 
 
 def summarise_frame_metric(per_video: Sequence[np.ndarray], config: BootstrapConfig) -> dict:
@@ -56,9 +65,25 @@ def summarise_frame_metric(per_video: Sequence[np.ndarray], config: BootstrapCon
         "frame_pooled": {"value": float(sums.sum() / counts.sum()),
                          "ci": percentile_interval(boot_pooled, config.confidence)},
         "video_macro": {"value": float(means.mean()), "ci": percentile_interval(boot_macro, config.confidence)},
-        "std_over_videos": float(means.std(ddof=1)) if len(means) > 1 else float("nan"),
+        "std_over_videos": _std(means),
         "n_videos": len(per_video),
         "n_frames": int(counts.sum()),
+    }
+
+
+def summarise_video_metric(values: Sequence[float], config: BootstrapConfig) -> dict:
+    """Summary of one value per video: mean over defined values, bootstrap over videos."""
+    values = np.asarray(values, dtype=np.float64)
+    defined = ~np.isnan(values)
+    index = resample_videos(len(values), config.samples, config.seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        replicates = np.where(defined[index], values[index], 0.0).sum(axis=1) / defined[index].sum(axis=1)
+    return {
+        "value": float(values[defined].mean()) if defined.any() else float("nan"),
+        "ci": percentile_interval(replicates, config.confidence),
+        "std_over_videos": _std(values[defined]),
+        "n_videos": len(values),
+        "n_defined": int(defined.sum()),
     }
 
 

@@ -3,9 +3,19 @@
 Every file a metric needs has a canonical name (the name it is published under) listed in
 :data:`KNOWN_WEIGHTS` with where to obtain it. A :class:`WeightsStore` resolves a name to
 a path: an explicit override first, else ``<weights_dir>/<name>`` with ``weights_dir``
-defaulting to ``$CHAMP3D_WEIGHTS``. A missing file raises
-:class:`champ3d.errors.Champ3dInputError` naming the file, the metric that needs it and the
-download source. Every file used is hashed (sha256) for the run record.
+defaulting to ``$CHAMP3D_WEIGHTS``.
+
+Two kinds of absence are told apart:
+
+- a *configured* location that does not exist (``weights_dir``, ``$CHAMP3D_WEIGHTS`` or an
+  override path) is a user error: :class:`champ3d.errors.Champ3dInputError` naming that
+  field, raised when the store is made;
+- a file simply not provided (no weights folder configured, or the folder lacks it) is
+  reported by :meth:`WeightsStore.missing`, so an evaluation can mark the metrics that need
+  it ("needs i3d_pretrained_400.pt") and compute the others; :meth:`WeightsStore.path`
+  raises for it, naming the file, the metric and the download source.
+
+Every file used is hashed (sha256) for the run record.
 
 Loading never unpickles code: state dicts come from safetensors (``.safetensors``) or
 ``torch.load(weights_only=True)``; TorchScript archives from ``torch.jit.load``.
@@ -17,7 +27,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import torch
 
@@ -73,13 +83,23 @@ class WeightsStore:
     def __init__(self, weights_dir: Optional[os.PathLike | str] = None,
                  overrides: Optional[Mapping[str, os.PathLike | str]] = None):
         env_dir = os.environ.get(WEIGHTS_ENV)
-        chosen = weights_dir if weights_dir is not None else env_dir
+        field, chosen = ("weights_dir", weights_dir) if weights_dir is not None else (f"${WEIGHTS_ENV}", env_dir)
         self.weights_dir = Path(chosen) if chosen else None
+        if self.weights_dir is not None and not self.weights_dir.is_dir():
+            raise Champ3dInputError(field, f"weights folder {self.weights_dir} does not exist")
         self.overrides = {name: Path(p) for name, p in (overrides or {}).items()}
         unknown = sorted(set(self.overrides) - set(KNOWN_WEIGHTS))
         if unknown:
             raise Champ3dInputError("weights", f"unknown weights name(s) {unknown}; known: {sorted(KNOWN_WEIGHTS)}")
+        for name, path in self.overrides.items():
+            if not path.is_file():
+                raise Champ3dInputError(f"weights.{name}", f"weights file {path} does not exist")
         self._hashes: dict[str, str] = {}
+
+    def missing(self, names: Sequence[str]) -> list[str]:
+        """The files among ``names`` that are not provided (not overridden and not in the folder)."""
+        return [name for name in names if name not in self.overrides
+                and (self.weights_dir is None or not (self.weights_dir / name).is_file())]
 
     def path(self, name: str, metric: str) -> Path:
         known = KNOWN_WEIGHTS[name]
