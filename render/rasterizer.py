@@ -349,7 +349,6 @@ class MeshRasterizer:
         self._cam_pos = ctx.buffer(reserve=render_slots * 16)
         self._cam_nrm = ctx.buffer(reserve=render_slots * 16)
         self._cameras = ctx.buffer(reserve=self.frames_per_pass * CAMERA_RECORD_BYTES)
-        self._depth = ctx.depth_renderbuffer((W, self.frames_per_pass * H))
         self._num_verts = 0
         self._programs: Dict[FragmentProgram, _ProgramState] = {}
 
@@ -401,7 +400,9 @@ class MeshRasterizer:
             vao = ctx.vertex_array(gl_program, [], index_buffer=self._index_buffer,
                                    index_element_size=self._index_size)
             textures = [ctx.texture((W, frames * H), t.components, dtype=t.dtype) for t in program.targets]
-            framebuffer = ctx.framebuffer(textures, self._depth)
+            # every attachment of a framebuffer must have one size: the depth buffer is per program
+            depth = ctx.depth_renderbuffer((W, frames * H))
+            framebuffer = ctx.framebuffer(textures, depth)
             state = self._programs[program] = _ProgramState(vao, framebuffer, frames)
         return state
 
