@@ -15,7 +15,7 @@ import warnings
 
 from champ3d.errors import Champ3dInputError
 
-COMMANDS = ("guidance", "fit", "demo")
+COMMANDS = ("guidance", "fit", "animate", "orbit", "demo", "train", "eval", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,14 +36,17 @@ import numpy as np
 from render.palette import NUM_PARTS, SEMANTIC_PALETTE
 from render.rasterizer import FRAGMENT_GLSL, FragmentProgram, RasterPass, Target, glsl
 
-CHAMP_FS = FRAGMENT_GLSL + """
+#: The outputs of Champ's maps (render target locations 0-2) and ``write_champ_maps()``,
+#: which sets them; fragment programs that add outputs of their own (at locations 3 and up)
+#: call it from their ``main``.
+CHAMP_MAPS_GLSL = """
 layout(location = 0) out vec3 normal_rgb;
 layout(location = 1) out vec3 semantic_rgb;
 layout(location = 2) out float planar_depth;
 
 float encode_unit(float x) { return floor(clamp(x, 0.0, 1.0) * 255.0 + 0.5) / 255.0; }
 
-void main() {
+void write_champ_maps() {
     vec3 n = unit_normal();
     if (!gl_FrontFacing) n = -n;
     normal_rgb = vec3(encode_unit(0.5 + 0.5 * n.x), encode_unit(0.5 - 0.5 * n.y), encode_unit(0.5 - 0.5 * n.z));
@@ -53,11 +56,15 @@ void main() {
 }
 """
 
+CHAMP_FS = FRAGMENT_GLSL + CHAMP_MAPS_GLSL + """
+void main() { write_champ_maps(); }
+"""
+
+#: Champ's render targets, in ``location`` order.
+CHAMP_TARGETS = (Target("normal", 3, "f1"), Target("semantic", 3, "f1"), Target("planar_depth", 1, "f4"))
+
 #: The fragment program Champ maps are rasterised with (see :class:`ChampMapShader`).
-CHAMP_PROGRAM = FragmentProgram(
-    glsl(CHAMP_FS),
-    (Target("normal", 3, "f1"), Target("semantic", 3, "f1"), Target("planar_depth", 1, "f4")),
-)
+CHAMP_PROGRAM = FragmentProgram(glsl(CHAMP_FS), CHAMP_TARGETS)
 
 
 @dataclass
