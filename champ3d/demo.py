@@ -1,10 +1,11 @@
-"""``champ3d demo``: the weight-free guidance path end to end, with nothing to bring.
+"""``champ3d demo``: the weight-free animation path end to end, with nothing to bring.
 
 With the real footage folder (``$CHAMP3D_FIXTURES``, default ``../shared/fixtures``
 from the working directory) it uses the DeepFashion photo and the dance clip. Without it
 it first synthesises its inputs: a shaded body-model mannequin photographed in rest pose
 and a clip of a differently shaped mannequin waving and stepping sideways, which MediaPipe
-detects like a person. Either way the inputs then go through ``champ3d guidance``.
+detects like a person. Either way the inputs then go through ``champ3d animate`` with the
+weight-free mesh generator: guidance maps, the reference texture and ``animation.mp4``.
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def synthesise_inputs(folder: Path, body: BodyModel) -> tuple[Path, Path]:
 
 
 def run_demo(out: Path, size: int = 512, overwrite: bool = False) -> dict:
-    from champ3d.guidance import make_guidance
+    from champ3d.animation import AnimationSettings, animate
 
     body = AnnyBody()
     fixtures = fixtures_folder()
@@ -86,4 +87,4 @@ def run_demo(out: Path, size: int = 512, overwrite: bool = False) -> dict:
         ref, driving = synthesise_inputs(out.parent / f"{out.name}_inputs", body)
         max_frames = None
     print(f"demo: reference {ref}, driving {driving}")
-    return make_guidance(ref, driving, out, body, size=size, max_frames=max_frames, overwrite=overwrite)
+    return animate(ref, driving, out, body, AnimationSettings(size=size, max_frames=max_frames), overwrite=overwrite)
