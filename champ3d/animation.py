@@ -218,41 +218,52 @@ def animate(ref: Path, driving: Path, out: Path, body: BodyModel, settings: Anim
         tmp = Path(tmp)
         guidance = make_guidance(ref, driving, tmp, body, size=settings.size, max_frames=settings.max_frames,
                                  align_settings=settings.align, overwrite=True)
-        ref_fit, ref_detections, _ = load_fit(tmp / "fits" / "reference")
-        aligned, _, _ = load_fit(tmp / "fits" / "aligned")
-        reference_image = read_image(ref)
-        camera = output_camera(aligned.camera, settings.size)
-        texture, texture_info = reference_texture(reference_image, ref_fit, ref_detections, body,
-                                                  settings.atlas_size, where=ref)
-        write_png(tmp / "texture.png", texture)
         fps = driving_frame_rate(guidance)
-        renderer = textured_renderer(body, texture, camera)
-        if settings.camera_path is None:
-            cameras = camera.to_cameras()
-        else:
-            path = settings.camera_path
-            cameras = path_cameras(path, aligned, camera, path.view_of_frame(np.arange(aligned.num_frames)))
-        plate = None
-        if settings.generator == "mesh":
-            plate = background_plate(settings.background, (camera.height, camera.width), reference_image,
-                                     person_mask(ref_fit, ref_detections, body))
-            write_png(tmp / "background.png", plate)
-        render_animation(tmp, aligned, body, renderer, cameras, plate=plate, fps=fps,
-                         guidance=settings.camera_path is not None)
-        if settings.generator == "champ":
-            generate_with_champ(tmp, reference_image, settings, tmp / "animation.mp4", fps)
+        rendered = animate_guidance(tmp, tmp, read_image(ref), body, settings, fps, where=ref)
         summary = {
-            "frames": aligned.num_frames,
+            "frames": rendered["frames"],
             "fps": str(fps),
-            "size": [camera.height, camera.width],
+            "size": rendered["size"],
             "generator": settings.generator,
             "background": background_record(settings.background),
             "camera_path": None if settings.camera_path is None else asdict(settings.camera_path),
-            "texture": texture_info,
+            "texture": rendered["texture"],
             "seconds": round(time.perf_counter() - started, 2),
         }
         (tmp / "animation.json").write_text(json.dumps(summary, indent=2))
     return summary | {"guidance": guidance}
+
+
+def animate_guidance(guidance_dir: Path, out: Path, reference_image: np.ndarray, body: BodyModel,
+                     settings: AnimationSettings, fps, *, video_name: str = "animation.mp4", where=None) -> dict:
+    """Animate a finished guidance folder (its ``fits/reference`` and ``fits/aligned``) into
+    ``out`` (which may be the same folder): ``texture.png``, ``textured/``, the background
+    plate and ``video_name`` for the mesh generator, Champ's video for the champ generator,
+    and with a camera path the guidance folders re-rendered from the moving camera. ``where``
+    names the reference in errors. Returns the frame count, size and texture record."""
+    ref_fit, ref_detections, _ = load_fit(Path(guidance_dir) / "fits" / "reference")
+    aligned, _, _ = load_fit(Path(guidance_dir) / "fits" / "aligned")
+    camera = output_camera(aligned.camera, settings.size)
+    texture, texture_info = reference_texture(reference_image, ref_fit, ref_detections, body,
+                                              settings.atlas_size, where=where)
+    write_png(out / "texture.png", texture)
+    renderer = textured_renderer(body, texture, camera)
+    if settings.camera_path is None:
+        cameras = camera.to_cameras()
+    else:
+        path = settings.camera_path
+        cameras = path_cameras(path, aligned, camera, path.view_of_frame(np.arange(aligned.num_frames)))
+    plate = None
+    if settings.generator == "mesh":
+        plate = background_plate(settings.background, (camera.height, camera.width), reference_image,
+                                 person_mask(ref_fit, ref_detections, body))
+        write_png(out / "background.png", plate)
+    render_animation(out, aligned, body, renderer, cameras, plate=plate, video_name=video_name, fps=fps,
+                     guidance=settings.camera_path is not None)
+    if settings.generator == "champ":
+        generate_with_champ(out if settings.camera_path is not None else guidance_dir, reference_image, settings,
+                            out / video_name, fps)
+    return {"frames": aligned.num_frames, "size": [camera.height, camera.width], "texture": texture_info}
 
 
 def background_record(spec: BackgroundSpec) -> dict:

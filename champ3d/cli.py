@@ -15,7 +15,7 @@ import warnings
 
 from champ3d.errors import Champ3dInputError
 
-COMMANDS = ("guidance", "fit", "animate", "orbit", "demo", "train", "eval", "report")
+COMMANDS = ("guidance", "fit", "animate", "orbit", "demo", "train", "eval", "report", "batch")
 
 
 def build_parser() -> argparse.ArgumentParser:

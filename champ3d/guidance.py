@@ -140,10 +140,23 @@ def make_guidance(ref: Path, driving: Path, out: Path, body: BodyModel, *, size:
                   max_frames: Optional[int] = None, align_settings: AlignSettings | None = None,
                   overwrite: bool = False) -> dict:
     """The whole ``champ3d guidance`` command; returns the QC summary."""
-    from champ3d.qc import write_qc
-
     ref_fit = fit_media(ref, body)
     drv_fit = fit_media(driving, body, max_frames=max_frames)
+    return guidance_from_fits(ref_fit, drv_fit, read_image(ref), driving, out, body, size=size,
+                              max_frames=max_frames, align_settings=align_settings, overwrite=overwrite)
+
+
+def guidance_from_fits(ref_fit: FittedMedia, drv_fit: FittedMedia, reference_image: np.ndarray, driving: Path,
+                       out: Path, body: BodyModel, *, size: int = 512, max_frames: Optional[int] = None,
+                       align_settings: AlignSettings | None = None, overwrite: bool = False) -> dict:
+    """Align already-computed fits and write the guidance folder ``out``; returns the QC summary.
+
+    ``ref_fit`` is the fit of ``reference_image`` (uint8 HxWx3 RGB), ``drv_fit`` the fit of
+    the first ``max_frames`` frames of ``driving`` (read again for the QC video). The fits'
+    ``info["source"]`` is what the folder records as their origin.
+    """
+    from champ3d.qc import write_qc
+
     aligned = align(ref_fit.fit, drv_fit.fit, body, align_settings)
     camera = output_camera(aligned.camera, size)
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
@@ -151,8 +164,8 @@ def make_guidance(ref: Path, driving: Path, out: Path, body: BodyModel, *, size:
         save_fit(tmp / "fits" / "reference", ref_fit.fit, ref_fit.detections, {"media": ref_fit.info})
         save_fit(tmp / "fits" / "driving", drv_fit.fit, drv_fit.detections, {"media": drv_fit.info})
         save_fit(tmp / "fits" / "aligned", aligned, drv_fit.detections,
-                 {"reference": str(ref), "driving": str(driving), "align": vars(align_settings or AlignSettings())})
-        reference_image = read_image(ref)
+                 {"reference": ref_fit.info["source"], "driving": drv_fit.info["source"],
+                  "align": vars(align_settings or AlignSettings())})
         cv2.imwrite(str(tmp / "ref.png"), cv2.cvtColor(
             cv2.resize(reference_image, (camera.width, camera.height), interpolation=cv2.INTER_AREA),
             cv2.COLOR_RGB2BGR))

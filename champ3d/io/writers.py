@@ -107,7 +107,8 @@ class _AtomicWriter(abc.ABC):
 
 
 class VideoWriter(_AtomicWriter):
-    """Write an H.264 mp4 (libx264, yuv420p, BT.709 limited range, ``+faststart``).
+    """Write an H.264 mp4 (libx264, yuv420p, BT.709 limited range, ``+faststart``; no
+    macroblock-tree rate control, so equal frames give equal files).
 
     Args:
         path: the ``.mp4`` to create.
@@ -140,7 +141,9 @@ class VideoWriter(_AtomicWriter):
             raise ValueError(f"crf must lie in [0, 51], got {crf}")
         if preset not in X264_PRESETS:
             raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}")
-        self._options = {"crf": f"{crf:g}", "preset": preset}
+        # mbtree=0: x264's macroblock-tree rate control makes the bytes vary between runs;
+        # without it the same frames always encode to the same file (resumable jobs compare them)
+        self._options = {"crf": f"{crf:g}", "preset": preset, "x264-params": "mbtree=0"}
         self._container: Optional[av.container.OutputContainer] = None
         self._stream = None
 
