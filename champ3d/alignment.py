@@ -6,12 +6,12 @@ For driving frame k the aligned body has
 * the driver's joint and finger rotations of frame k, and its facing *relative to its
   first frame* applied to the reference person's facing: ``R_k = C · R_drv,k`` where C
   turns about the image's vertical axis by the difference between the reference's and
-  the driver's frame-0 torso headings (``face_like_reference``; off keeps the driver's
-  absolute facing, as Champ does). Only the heading is corrected: a lean or tilt of the
-  driver stays the driver's;
+  the driver's frame-0 torso headings, the driver's measured on its pose with the output
+  shape (``face_like_reference``; off keeps the driver's absolute facing, as Champ
+  does). Only the heading is corrected: a lean or tilt of the driver stays the driver's;
 * a root translation that keeps the driver's movement through space relative to its
   first frame, placed where the reference person stands:
-  ``t_k = t_ref + C · D · (t_drv,k − t_drv,0)``, with ``D = diag(s, s, z_ref / z_drv,0)``
+  ``t_k = t_ref + C · D · (t_drv,k − t_drv,0) + p``, with ``D = diag(s, s, z_ref / z_drv,0)``
   and ``s`` = reference body height / driver body height. Sideways and vertical moves are
   thus measured in body heights (as they look in the driving video) and moves in depth
   keep their relative change of apparent size;
@@ -19,8 +19,14 @@ For driving frame k the aligned body has
   person. ``keep_driver_camera`` renders in the driver's camera with the driver's own
   translations instead (only the shape is swapped).
 
-With ``reground`` the whole sequence is shifted vertically so that the feet of frame 0
-stand where the reference body's feet stand (bone lengths change with the shape).
+The placement ``p`` is one shift, parallel to the image plane, for the whole sequence:
+it puts frame 0's torso centre (the mean of shoulders and hips, projected) on the
+reference body's torso centre in the image, so a driver who leans or stands with the
+weight on one leg still overlaps the reference person (matching the roots, the pelvis,
+would leave a lean's whole offset at the shoulders and head). With ``reground`` the
+vertical part instead moves the feet of frame 0 onto the reference body's feet (the
+lowest projected points; bone lengths change with the shape), so the body stands on the
+reference person's floor.
 """
 from __future__ import annotations
 
@@ -78,7 +84,7 @@ def align(reference: BodyFit, driving: BodyFit, body: BodyModel, settings: Align
     if settings.face_like_reference:
         with torch.no_grad():
             ref_frame = torso_frame(body.keypoints(reference.params.select(slice(0, 1))))[0]
-            drv_frame = torso_frame(body.keypoints(drv.select(slice(0, 1))))[0]
+            drv_frame = torso_frame(body.keypoints(replace(drv.select(slice(0, 1)), shape=shape)))[0]
         heading = lambda frame: torch.atan2(frame[0, 2], frame[2, 2])  # backward axis in the x-z plane
         correction = roma.rotvec_to_rotmat(
             torch.tensor([0.0, float(heading(ref_frame) - heading(drv_frame)), 0.0])
@@ -91,8 +97,7 @@ def align(reference: BodyFit, driving: BodyFit, body: BodyModel, settings: Align
         hand_pose=drv.hand_pose.clone(),
         transl=transl,
     )
-    if settings.reground:
-        params = _reground(params, reference, body)
+    params = _place(params, reference, body, settings.reground)
     return BodyFit(
         params=params,
         camera=reference.camera,
@@ -100,6 +105,27 @@ def align(reference: BodyFit, driving: BodyFit, body: BodyModel, settings: Align
         error_2d=np.full(driving.num_frames, np.nan, np.float32),
         backend=driving.backend,
     )
+
+
+_TORSO = [keypoint_index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+
+
+def _place(params: BodyParams, reference: BodyFit, body: BodyModel, reground: bool) -> BodyParams:
+    """Shift every frame, parallel to the image plane, so that frame 0's torso centre
+    projects onto the reference body's (horizontally only with ``reground``, whose feet
+    then set the height)."""
+    cam = reference.camera
+    focal = torch.tensor([cam.fx, cam.fy], dtype=params.transl.dtype)
+    with torch.no_grad():
+        ref_centre = cam.project(body.keypoints(reference.params.select(slice(0, 1)))[0, _TORSO]).mean(0)
+        new_centre = cam.project(body.keypoints(params.select(slice(0, 1)))[0, _TORSO]).mean(0)
+    shift = (ref_centre - new_centre) * params.transl[0, 2] / focal
+    transl = params.transl.clone()
+    transl[:, 0] += shift[0]
+    if not reground:
+        transl[:, 1] += shift[1]
+        return replace(params, transl=transl)
+    return _reground(replace(params, transl=transl), reference, body)
 
 
 def _reground(params: BodyParams, reference: BodyFit, body: BodyModel) -> BodyParams:

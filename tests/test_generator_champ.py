@@ -150,7 +150,7 @@ def test_generate_video_writes_one_frame_per_guidance_frame(guidance_dir, shared
     written = generate_video(GuidanceFolder(guidance_dir), reference_image, shared_weights, out, fps=FPS, config=FAST, progress=False)
     assert written == out and out.is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["champ.mp4"]  # no temporary left over
-    video = open_frames(out / "animation.mp4")
+    video = open_frames(out)
     frames = np.stack(list(video))
     assert video.frame_rate == FPS
     assert frames.shape == (NUM_FRAMES, *GUIDANCE_SIZE, 3)
@@ -164,7 +164,7 @@ def test_generation_size_and_official_schedule_from_a_settings_file(guidance_dir
     config = tmp_path / "settings.yaml"
     config.write_text(yaml.safe_dump({**FAST, "steps": 1, "width": 32, "height": 40, "schedule": "official", "decode_chunk_size": 5}))
     generate_video(GuidanceFolder(guidance_dir), reference_image, shared_weights, out, fps=24, config=config, progress=False)
-    video = open_frames(out / "animation.mp4")
+    video = open_frames(out)
     assert video.size == (40, 32) and video.num_frames == NUM_FRAMES and video.frame_rate == 24
 
 

@@ -58,7 +58,7 @@ def test_quality_thresholds(dance_guidance):
     qc = json.loads((dance_guidance / "qc.json").read_text())
     assert qc["driving_mask_iou"]["median"] >= 0.75
     assert qc["driving_keypoint_error"]["median"] <= 0.04
-    # target 0.7 (frame 0 overlapping the reference person); measured 0.62 on this pair: the
-    # driver's frame-0 arms and posture differ from the photo's. Guard against regressions.
-    assert qc["reference_mask_iou"] >= 0.55
+    # frame 0 overlaps the reference person (target 0.7; 0.75 measured on this pair, the rest
+    # being the driver's frame-0 arms and stance, which differ from the photo's)
+    assert qc["reference_mask_iou"] >= 0.72
     assert qc["frames"] == {kind: FRAMES for kind in GUIDANCE_TYPES}

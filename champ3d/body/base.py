@@ -73,7 +73,9 @@ class BodyModel(torch.nn.Module):
     Subclasses register these buffers: ``faces`` (F, 3) int64, ``face_parts`` (F,) int64,
     ``uv_coords`` (U, 2) float in [0, 1] with v pointing *up* in the texture image,
     ``face_uv_indices`` (F, 3) int64 into ``uv_coords``; and define ``num_body_joints``,
-    ``num_hand_joints``, ``num_shape``, ``default_shape()`` and ``shape_prior_scale()``.
+    ``num_hand_joints``, ``num_shape``, ``knee_joints`` (the left and right knee's indices
+    into ``body_pose``, whose flexion is a positive rotation about x), ``default_shape()`` and
+    ``shape_prior_scale()``.
     """
 
     faces: torch.Tensor
@@ -83,6 +85,7 @@ class BodyModel(torch.nn.Module):
     num_body_joints: int
     num_hand_joints: int
     num_shape: int
+    knee_joints: tuple[int, int]
     backend: str
 
     def default_shape(self) -> torch.Tensor:
@@ -99,6 +102,11 @@ class BodyModel(torch.nn.Module):
     def forward(self, params: BodyParams) -> BodyOutput:
         raise NotImplementedError
 
+    def surface_points(self, params: BodyParams, vertex_ids: torch.Tensor) -> torch.Tensor:
+        """(B, N, 3) camera-frame positions of the vertices ``vertex_ids``; backends with a
+        cheaper path than skinning the whole mesh override this."""
+        return self(params).vertices[:, vertex_ids]
+
     def zero_params(self, batch_size: int, shape: torch.Tensor | None = None) -> BodyParams:
         """Rest pose facing the camera at the origin, ``batch_size`` frames."""
         dtype = self.uv_coords.dtype
@@ -110,3 +118,10 @@ class BodyModel(torch.nn.Module):
             hand_pose=zeros(batch_size, self.num_hand_joints, 3),
             transl=zeros(batch_size, 3),
         )
+
+
+def face_majority(corner_labels: torch.Tensor) -> torch.Tensor:
+    """Per-face majority of its three corner labels (F, 3) -> (F,) (the first corner's label
+    on a three-way tie): how vertex part labels become face part labels."""
+    a, b, c = corner_labels.unbind(dim=1)
+    return torch.where((b == c) & (a != b), b, a)

@@ -57,8 +57,7 @@ from smplx.joint_names import JOINT_NAMES as SMPLX_JOINT_NAMES
 from smplx.lbs import batch_rigid_transform, batch_rodrigues, blend_shapes, lbs
 from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 
-from champ3d.body.anny_body import _majority
-from champ3d.body.base import BodyModel, BodyOutput, BodyParams
+from champ3d.body.base import BodyModel, BodyOutput, BodyParams, face_majority
 from champ3d.body.keypoints import FINGERS, KEYPOINT_NAMES
 from champ3d.errors import Champ3dInputError
 
@@ -199,7 +198,7 @@ class SmplxBody(BodyModel):
         joint_part = torch.tensor([PART_NAMES.index(part(name)) for name in joint_names])
         vertex_parts = joint_part[self.lbs_weights.argmax(dim=1)]
         self.register_buffer("vertex_parts", vertex_parts)
-        self.register_buffer("face_parts", _majority(vertex_parts[self.faces]))
+        self.register_buffer("face_parts", face_majority(vertex_parts[self.faces]))
 
     # -- parameters --------------------------------------------------------------------
     def betas(self, shape: torch.Tensor) -> torch.Tensor:

@@ -13,13 +13,14 @@ scale is canonical, not the person's.
 from __future__ import annotations
 
 import warnings
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Iterable
 
 import cv2
 import numpy as np
 
-from champ3d.body.keypoints import BODY_KEYPOINT_NAMES
 
 NUM_POSE_LANDMARKS = 33
 NUM_HAND_LANDMARKS = 21
@@ -83,39 +84,62 @@ class PersonDetections:
         return cv2.resize(self.masks[t], (w, h), interpolation=cv2.INTER_LINEAR) >= 128
 
 
+def pose_solution(static_image: bool, segmentation: bool = True):
+    """MediaPipe Pose as the detector runs it: complexity 1, with its person segmentation,
+    tracking and smoothing in video mode."""
+    import mediapipe as mp
+
+    return mp.solutions.pose.Pose(
+        static_image_mode=static_image,
+        model_complexity=1,
+        enable_segmentation=segmentation,
+        smooth_landmarks=not static_image,
+        smooth_segmentation=segmentation and not static_image,
+        min_detection_confidence=0.5,
+        min_tracking_confidence=0.5,
+    )
+
+
+def hands_solution(static_image: bool):
+    """MediaPipe Hands as the detector runs it: two hands, complexity 1."""
+    import mediapipe as mp
+
+    return mp.solutions.hands.Hands(
+        static_image_mode=static_image, max_num_hands=2, model_complexity=1,
+        min_detection_confidence=0.5, min_tracking_confidence=0.5,
+    )
+
+
 class PersonDetector:
     """Streams frames through MediaPipe Pose + Hands; ``finish()`` returns the detections.
 
     ``detection_long_side`` downsizes frames before MediaPipe (it works at 256 px inside);
     landmarks are mapped back to the input resolution.
+
+    Pose (with its segmentation) and Hands are independent MediaPipe graphs; each runs in
+    a worker thread of its own (MediaPipe computes in its own threads and releases the GIL
+    while waiting), so one frame's hands are found while another frame's pose is. Each
+    graph still sees every frame, in order, as its tracking needs; at most
+    ``max_pending`` frames are in flight, so memory does not grow with the clip.
     """
 
-    def __init__(self, static_image: bool = False, detection_long_side: int = 640, hands: bool = True):
-        import mediapipe as mp
-
-        self._pose = mp.solutions.pose.Pose(
-            static_image_mode=static_image,
-            model_complexity=1,
-            enable_segmentation=True,
-            smooth_landmarks=not static_image,
-            smooth_segmentation=not static_image,
-            min_detection_confidence=0.5,
-            min_tracking_confidence=0.5,
-        )
-        self._hands = (
-            mp.solutions.hands.Hands(
-                static_image_mode=static_image, max_num_hands=2, model_complexity=1,
-                min_detection_confidence=0.5, min_tracking_confidence=0.5,
-            )
-            if hands
-            else None
-        )
+    def __init__(self, static_image: bool = False, detection_long_side: int = 640, hands: bool = True,
+                 max_pending: int = 4):
+        self._pose = pose_solution(static_image)
+        self._hands = hands_solution(static_image) if hands else None
+        self._pose_worker = ThreadPoolExecutor(1, thread_name_prefix="mediapipe-pose")
+        self._hands_worker = ThreadPoolExecutor(1, thread_name_prefix="mediapipe-hands") if hands else None
         self.detection_long_side = detection_long_side
+        self.max_pending = max_pending
+        self._pending: deque = deque()
         self._frames: list[dict] = []
         self._image_size: tuple[int, int] | None = None
         self.several_people_frames = 0
 
     def close(self) -> None:
+        for worker in (self._pose_worker, self._hands_worker):
+            if worker is not None:
+                worker.shutdown(wait=True, cancel_futures=True)
         self._pose.close()
         if self._hands is not None:
             self._hands.close()
@@ -127,17 +151,37 @@ class PersonDetector:
         self.close()
 
     def add(self, frame: np.ndarray) -> None:
-        """Detect on one uint8 RGB frame (H, W, 3)."""
+        """Queue one uint8 RGB frame (H, W, 3) for detection."""
         h, w = frame.shape[:2]
         if self._image_size is None:
             self._image_size = (h, w)
+        elif self._image_size != (h, w):
+            raise ValueError(f"frame of size {(h, w)} in a clip of size {self._image_size}")
         scale = min(1.0, self.detection_long_side / max(h, w))
         small = frame if scale == 1.0 else cv2.resize(
             frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
         )
         small = np.ascontiguousarray(small)
+        pose = self._pose_worker.submit(self._detect_pose, small)
+        hands = self._hands_worker.submit(self._detect_hands, small) if self._hands is not None else None
+        self._pending.append((pose, hands))
+        while len(self._pending) > self.max_pending:
+            self._collect()
+
+    def _collect(self) -> None:
+        pose, hands = self._pending.popleft()
+        record, several_people = pose.result()
+        seen_hands = hands.result() if hands is not None else []
+        self.several_people_frames += several_people
+        if record["found"]:
+            _assign_hands(seen_hands, record)
+        self._frames.append(record)
+
+    def _detect_pose(self, small: np.ndarray) -> tuple[dict, bool]:
+        h, w = self._image_size
         result = self._pose.process(small)
         record = _empty_record((h, w))
+        several_people = False
         if result.pose_landmarks is not None:
             lm = result.pose_landmarks.landmark
             record["pose_2d"] = _to_pixels([(p.x, p.y) for p in lm], w, h)
@@ -149,33 +193,28 @@ class PersonDetector:
             mask = result.segmentation_mask
             if mask is not None:
                 record["mask"] = _store_mask(mask)
-                if _several_people(mask):
-                    self.several_people_frames += 1
-            if self._hands is not None:
-                self._add_hands(self._hands.process(small), record, (h, w))
-        elif self._hands is not None:
-            self._hands.process(small)  # keep the hand tracker's timeline continuous
-        self._frames.append(record)
+                several_people = _several_people(mask)
+        return record, several_people
 
-    def _add_hands(self, result, record: dict, size: tuple[int, int]) -> None:
-        """Assign each detected hand to the pose wrist it is nearest to."""
+    def _detect_hands(self, small: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """Every hand seen: (21 pixel points, 21 world points, handedness score). Hands runs on
+        every frame, with or without a pose, to keep its tracker's timeline continuous."""
+        h, w = self._image_size
+        result = self._hands.process(small)
         if not result.multi_hand_landmarks:
-            return
-        h, w = size
-        wrists = record["pose_2d"][[POSE_LEFT_WRIST, POSE_RIGHT_WRIST]]
-        for landmarks, world, handed in zip(
-            result.multi_hand_landmarks, result.multi_hand_world_landmarks, result.multi_handedness
-        ):
-            pts = _to_pixels([(p.x, p.y) for p in landmarks.landmark], w, h)
-            side = int(np.argmin(np.linalg.norm(wrists - pts[0], axis=1)))
-            score = float(handed.classification[0].score)
-            if score <= record["hand_score"][side]:
-                continue
-            record["hand_2d"][side] = pts
-            record["hand_world"][side] = np.array([[p.x, p.y, p.z] for p in world.landmark], np.float32)
-            record["hand_score"][side] = score
+            return []
+        return [
+            (_to_pixels([(p.x, p.y) for p in landmarks.landmark], w, h),
+             np.array([[p.x, p.y, p.z] for p in world.landmark], np.float32),
+             float(handed.classification[0].score))
+            for landmarks, world, handed in zip(
+                result.multi_hand_landmarks, result.multi_hand_world_landmarks, result.multi_handedness
+            )
+        ]
 
     def finish(self) -> PersonDetections:
+        while self._pending:
+            self._collect()
         if not self._frames:
             raise ValueError("no frames were given to the detector")
         stacked = {k: np.stack([f[k] for f in self._frames]) for k in self._frames[0]}
@@ -197,6 +236,18 @@ class PersonDetector:
                 stacklevel=2,
             )
         return detections
+
+
+def _assign_hands(hands: list, record: dict) -> None:
+    """Give each detected hand to the pose wrist it is nearest to (the surer one wins)."""
+    wrists = record["pose_2d"][[POSE_LEFT_WRIST, POSE_RIGHT_WRIST]]
+    for points, world, score in hands:
+        side = int(np.argmin(np.linalg.norm(wrists - points[0], axis=1)))
+        if score <= record["hand_score"][side]:
+            continue
+        record["hand_2d"][side] = points
+        record["hand_world"][side] = world
+        record["hand_score"][side] = score
 
 
 def detect_person(frames: Iterable[np.ndarray], static_image: bool = False, progress=None) -> PersonDetections:

@@ -8,23 +8,34 @@ Energy per frame (weights in :class:`FitSettings`):
   bounding-box height;
 * ``hand_2d`` / ``hand_3d``: the same for the 21 landmarks of each hand seen by
   MediaPipe Hands (finger articulation), weighted by the hand's score;
+* ``silhouette_inside`` / ``silhouette_cover`` (shape pass only): the body's surface
+  points must project inside MediaPipe's person segmentation (a distance-transform
+  penalty), and the segmentation's outline must have a surface point nearby (a robust
+  chamfer term), both in bounding-box heights; see :class:`_Silhouettes`;
 * priors that need no licensed data: L2 on joint and finger rotations, the knee as a
-  one-way hinge, L2 on the shape's deviation from the average adult;
+  one-way hinge (Anny's joint axes), L2 on the shape's deviation from the average adult;
 * ``smooth``: squared keypoint and root acceleration between consecutive frames.
 
-One shape per clip: it is fitted first on up to ``shape_frames`` frames spread over the
-clip, then frozen while the clip's poses are fitted in chunks of ``chunk_size`` frames
-(memory stays flat with clip length), each chunk warm-started from the previous one.
+One shape per clip: it is fitted first, with the silhouette terms, on up to
+``shape_frames`` frames spread over the clip, then frozen while the clip's poses are
+fitted from the keypoints in chunks of ``chunk_size`` frames (memory stays flat with clip
+length). Every chunk frame starts from the pose of the nearest shape-pass frame, and
+each chunk is warm-started from the previous one's last frame.
+
+The optimisation runs on one torch thread (its tensors are small, so more threads only
+contend with each other and with the detector) with torch's deterministic kernels, so a
+fit is bit-identical from run to run and between processes whatever their thread settings.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import roma
 import torch
 
-from champ3d.body.anny_body import BODY_JOINTS
 from champ3d.body.base import BodyModel, BodyParams
 from champ3d.body.keypoints import hand_slice, keypoint_index
 from champ3d.detect.mediapipe_person import POSE_HIPS, POSE_SHOULDERS, POSE_TO_KEYPOINT, PersonDetections
@@ -34,16 +45,20 @@ from champ3d.fitting.camera import CameraIntrinsics
 @dataclass
 class FitSettings:
     shape_frames: int = 12
-    chunk_size: int = 64
-    shape_iterations: tuple[int, int] = (60, 90)  # (3D-only, full) Adam steps for the shape pass
+    chunk_size: int = 256
+    shape_iterations: tuple[int, int] = (40, 30)  # (3D-only, full) Adam steps for the shape pass
     pose_iterations: tuple[int, int] = (30, 50)  # (3D-only, full) Adam steps per chunk
     learning_rate: float = 0.04
+    shape_learning_rate: float = 0.02  # for the shape's logits
     weights: dict = field(default_factory=lambda: {
         "pose_3d": 1.0, "pose_2d": 4.0, "hand_2d": 1.0, "hand_3d": 0.5,
+        "silhouette_inside": 2.0, "silhouette_cover": 8.0,
         "body_prior": 2e-4, "hand_prior": 1e-4, "knee": 1e-2, "shape_prior": 1e-3, "smooth": 40.0,
     })
     robust_sigma: float = 0.05  # GMoF scale, in bounding-box heights
     min_hand_score: float = 0.5
+    silhouette_points: int = 600  # surface points matched to the segmentation
+    outline_points: int = 96  # segmentation outline samples per frame
 
     @classmethod
     def for_image(cls) -> "FitSettings":
@@ -69,7 +84,6 @@ class BodyFit:
 _POSE_IDS = list(POSE_TO_KEYPOINT)
 _MODEL_IDS = [keypoint_index(name) for name in POSE_TO_KEYPOINT.values()]
 _MODEL_HIPS = [keypoint_index("left_hip"), keypoint_index("right_hip")]
-_KNEES = [BODY_JOINTS.index("lowerleg01.L"), BODY_JOINTS.index("lowerleg01.R")]
 
 
 class _Targets:
@@ -90,6 +104,65 @@ class _Targets:
         self.hand_w = torch.where(score >= min_hand_score, score, torch.zeros_like(score))
 
 
+class _Silhouettes:
+    """MediaPipe's person segmentation of some frames, as differentiable targets.
+
+    ``inside(pixels)``: each projected surface point's distance to the segmentation, read
+    bilinearly from the distance transform of the mask's outside (0 inside). ``cover(pixels)``:
+    for each of ``outline_points`` samples of the segmentation's largest outer contour, the
+    squared distance to the nearest projected surface point. Both in image pixels; the
+    loss divides them by the bounding-box height. ``present`` is 0 for frames without a
+    segmentation (an empty mask), which then add nothing.
+    """
+
+    def __init__(self, det: PersonDetections, frames: np.ndarray, camera: CameraIntrinsics, outline_points: int):
+        masks = det.masks[frames]
+        h, w = masks.shape[1:]
+        self.size = (h, w)
+        self.to_mask = torch.tensor([w / camera.width, h / camera.height])
+        distances, outlines, present = [], [], []
+        for mask in masks:
+            binary = (mask >= 128).astype(np.uint8)
+            present.append(bool(binary.any()))
+            distances.append(cv2.distanceTransform(1 - binary, cv2.DIST_L2, 3) if binary.any()
+                             else np.zeros_like(binary, np.float32))
+            outlines.append(_outline(binary, outline_points))
+        # distances in image pixels; outline samples in image pixels
+        self.distance = torch.from_numpy(np.stack(distances))[:, None] / self.to_mask.mean()
+        self.outline = (torch.from_numpy(np.stack(outlines)) + 0.5) / self.to_mask - 0.5
+        self.present = torch.tensor(present, dtype=torch.float32)
+
+    def inside(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(T, N, 2) image pixels -> (T, N) distance to the segmentation, image pixels."""
+        h, w = self.size
+        mask_xy = (pixels + 0.5) * self.to_mask - 0.5
+        grid = torch.stack((mask_xy[..., 0] / (w - 1), mask_xy[..., 1] / (h - 1)), dim=-1) * 2 - 1
+        sampled = torch.nn.functional.grid_sample(self.distance, grid[:, :, None], mode="bilinear",
+                                                  padding_mode="border", align_corners=True)
+        return sampled[:, 0, :, 0]
+
+    def cover(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(T, N, 2) image pixels -> (T, C) squared distance of each outline sample to the
+        nearest projected point, image pixels squared."""
+        with torch.no_grad():
+            nearest = torch.cdist(self.outline, pixels).argmin(dim=2)  # (T, C)
+        closest = pixels.gather(1, nearest[..., None].expand(-1, -1, 2))
+        return (self.outline - closest).pow(2).sum(-1)
+
+
+def _outline(binary: np.ndarray, count: int) -> np.ndarray:
+    """``count`` points evenly spaced along the largest outer contour (mask pixels)."""
+    if not binary.any():
+        return np.zeros((count, 2), np.float32)
+    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contour = max(contours, key=cv2.contourArea)[:, 0].astype(np.float32)
+    steps = np.linalg.norm(np.diff(contour, axis=0, append=contour[:1]), axis=1)
+    along = np.concatenate(([0.0], np.cumsum(steps)[:-1]))
+    targets = np.arange(count) * (along[-1] + steps[-1]) / count
+    index = np.searchsorted(along, targets, side="right") - 1
+    return contour[np.clip(index, 0, len(contour) - 1)]
+
+
 def initial_orientation(world: torch.Tensor) -> torch.Tensor:
     """(T, 33, 3) world landmarks -> (T, 3) axis-angle facing from the hip/shoulder frame."""
     left = (world[:, POSE_HIPS[0]] - world[:, POSE_HIPS[1]]) + (
@@ -102,19 +175,52 @@ def initial_orientation(world: torch.Tensor) -> torch.Tensor:
     return roma.rotmat_to_rotvec(torch.stack((x, y, z), dim=-1))
 
 
+def surface_point_ids(body: BodyModel, count: int) -> torch.Tensor:
+    """``count`` vertices spread evenly over the rest-pose surface (farthest-point sampling
+    from vertex 0; deterministic)."""
+    with torch.no_grad():
+        vertices = body(body.zero_params(1)).vertices[0]
+    count = min(count, len(vertices))
+    chosen = torch.zeros(count, dtype=torch.long)
+    nearest = (vertices - vertices[0]).pow(2).sum(-1)
+    for i in range(1, count):
+        chosen[i] = torch.argmax(nearest)
+        nearest = torch.minimum(nearest, (vertices - vertices[chosen[i]]).pow(2).sum(-1))
+    return chosen
+
+
 def _gmof(residual_sq: torch.Tensor, sigma: float) -> torch.Tensor:
     return sigma**2 * residual_sq / (sigma**2 + residual_sq)
+
+
+@contextlib.contextmanager
+def _reproducible_torch():
+    """One intra-op thread and torch's deterministic kernels for the block (with the default
+    kernels, repeated fits of the same detections in one process differed in the last bits)."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
 
 
 class BodyFitter:
     def __init__(self, body: BodyModel, settings: FitSettings | None = None):
         self.body = body
         self.settings = settings or FitSettings()
+        self._surface_ids = None
 
     # -- public ------------------------------------------------------------------------
     def fit(self, det: PersonDetections, camera: CameraIntrinsics, progress=None) -> BodyFit:
         if not det.found.any():
             raise ValueError("no person was found in any frame")
+        with _reproducible_torch():
+            return self._fit(det, camera, progress)
+
+    def _fit(self, det: PersonDetections, camera: CameraIntrinsics, progress) -> BodyFit:
         s = self.settings
         T = det.num_frames
         shape_ids = np.unique(np.linspace(0, T - 1, min(T, s.shape_frames)).round().astype(int))
@@ -124,10 +230,15 @@ class BodyFitter:
         if len(shape_ids) == T:  # the shape pass already fitted every frame
             return self._result(shape_fit.detach(), det, camera)
 
+        # every frame starts from the pose of the nearest shape-pass frame
+        nearest = np.abs(np.arange(T)[:, None] - shape_ids[None]).argmin(axis=1)
         chunks = [np.arange(a, min(a + s.chunk_size, T)) for a in range(0, T, s.chunk_size)]
         results, previous = [], None
         for frames in (progress(chunks) if progress else chunks):
-            params = self._fit_frames(det, camera, frames, s.pose_iterations, shape=shape, warm=previous)
+            start = shape_fit.select(torch.from_numpy(nearest[frames]))
+            if previous is not None:  # continue smoothly from the previous chunk
+                start.body_pose[0], start.hand_pose[0] = previous.body_pose[0], previous.hand_pose[0]
+            params = self._fit_frames(det, camera, frames, s.pose_iterations, shape=shape, start=start)
             results.append(params.detach())
             previous = params.select(slice(-1, None)).detach()
         params = BodyParams(
@@ -157,7 +268,7 @@ class BodyFitter:
         return torch.cat(errors).numpy()
 
     # -- optimisation ------------------------------------------------------------------
-    def _fit_frames(self, det, camera, frames, iterations, fit_shape=False, shape=None, warm=None) -> BodyParams:
+    def _fit_frames(self, det, camera, frames, iterations, fit_shape=False, shape=None, start=None) -> BodyParams:
         s = self.settings
         tg = _Targets(det, frames, s.min_hand_score)
         n = len(frames)
@@ -165,24 +276,29 @@ class BodyFitter:
         shape0 = body.default_shape()[None] if shape is None else shape
         shape_logit = torch.logit(shape0.clamp(1e-3, 1 - 1e-3)).clone().requires_grad_(fit_shape)
         orient = initial_orientation(tg.world).requires_grad_(True)
-        body_pose = torch.zeros(n, body.num_body_joints, 3)
-        hand_pose = torch.zeros(n, body.num_hand_joints, 3)
-        if warm is not None:
-            body_pose[:] = warm.body_pose
-            hand_pose[:] = warm.hand_pose
+        if start is None:
+            body_pose = torch.zeros(n, body.num_body_joints, 3)
+            hand_pose = torch.zeros(n, body.num_hand_joints, 3)
+        else:
+            body_pose, hand_pose = start.body_pose.clone(), start.hand_pose.clone()
         body_pose.requires_grad_(True)
         hand_pose.requires_grad_(True)
+        silhouettes = None
+        if fit_shape and (s.weights["silhouette_inside"] > 0 or s.weights["silhouette_cover"] > 0):
+            silhouettes = _Silhouettes(det, frames, camera, s.outline_points)
+            if self._surface_ids is None:
+                self._surface_ids = surface_point_ids(body, s.silhouette_points)
 
         def params_with(transl):
             return BodyParams(torch.sigmoid(shape_logit), orient, body_pose, hand_pose, transl)
 
-        # stage 1: relative 3D pose, facing and shape (translation-free terms only)
+        # stage 1: relative 3D pose and facing (translation-free terms only)
         zero_t = torch.zeros(n, 3)
-        rot_vars = [orient, body_pose, hand_pose] + ([shape_logit] if fit_shape else [])
-        opt = torch.optim.Adam(rot_vars, lr=s.learning_rate)
+        rot_vars = [orient, body_pose, hand_pose]
+        opt = torch.optim.Adam(rot_vars, lr=s.learning_rate, fused=True)
         for _ in range(iterations[0]):
             opt.zero_grad()
-            loss = self._loss(params_with(zero_t), tg, camera, use_2d=False, fit_shape=fit_shape)
+            loss = self._loss(params_with(zero_t), tg, camera, use_2d=False, fit_shape=False)
             loss.backward()
             opt.step()
 
@@ -200,13 +316,33 @@ class BodyFitter:
             xy = uv * camera.height / torch.tensor([camera.fx, camera.fy]) * z
             return torch.cat((xy, z), dim=1)
 
-        opt = torch.optim.Adam(rot_vars + [uv, log_z], lr=s.learning_rate * 0.5)
+        # stage 2: everything, with the shape in the shape pass
+        groups = [{"params": rot_vars + [uv, log_z]}]
+        if fit_shape:
+            groups.append({"params": [shape_logit], "lr": s.shape_learning_rate})
+        opt = torch.optim.Adam(groups, lr=s.learning_rate * 0.5, fused=True)
         for _ in range(iterations[1]):
             opt.zero_grad()
-            loss = self._loss(params_with(transl_now()), tg, camera, use_2d=True, fit_shape=fit_shape)
+            params = params_with(transl_now())
+            loss = self._loss(params, tg, camera, use_2d=True, fit_shape=fit_shape)
+            if silhouettes is not None:
+                loss = loss + self._silhouette_loss(params, tg, silhouettes, camera)
             loss.backward()
             opt.step()
         return params_with(transl_now()).detach()
+
+    def _silhouette_loss(self, params: BodyParams, tg: _Targets, silhouettes: _Silhouettes,
+                         camera: CameraIntrinsics) -> torch.Tensor:
+        w = self.settings.weights
+        sigma = self.settings.robust_sigma
+        pixels = camera.project(self.body.surface_points(params, self._surface_ids))
+        scale = tg.scale[:, None]
+        present = silhouettes.present
+        frames = present.sum().clamp(min=1.0)
+        inside = (silhouettes.inside(pixels) / scale).pow(2).mean(1)
+        cover = _gmof(silhouettes.cover(pixels) / scale.pow(2), sigma).mean(1)
+        return (w["silhouette_inside"] * (present * inside).sum() + w["silhouette_cover"] * (present * cover).sum()) \
+            / frames * 100.0
 
     def _loss(self, params: BodyParams, tg: _Targets, camera: CameraIntrinsics, use_2d: bool, fit_shape: bool):
         w = self.settings.weights
@@ -243,7 +379,7 @@ class BodyFitter:
         n = params.batch_size
         loss = loss + w["body_prior"] * params.body_pose.pow(2).sum() / n
         loss = loss + w["hand_prior"] * params.hand_pose.pow(2).sum() / n
-        knee = params.body_pose[:, _KNEES]  # flexion is +x in Anny's world-aligned axes
+        knee = params.body_pose[:, list(self.body.knee_joints)]  # a hinge: flexion is +x only
         loss = loss + w["knee"] * (knee[..., 1:].pow(2).sum() + torch.relu(-knee[..., 0]).pow(2).sum()) / n
         if fit_shape:
             deviation = (params.shape - self.body.default_shape()[None]) * self.body.shape_prior_scale()
