@@ -64,7 +64,8 @@ def fit_media(path, body: BodyModel, *, max_frames: Optional[int] = None, settin
         warnings.simplefilter("always")
         detections = detect_person(frames, static_image=is_image)
     for w in caught:
-        warnings.warn(f"{path}: {w.message}", stacklevel=2)
+        message = str(w.message)
+        warnings.warn(message if message.startswith(str(path)) else f"{path}: {message}", stacklevel=2)
     if not detections.found.any():
         raise Champ3dInputError(path, "no person found" + ("" if is_image else " in any frame"))
     if detections.interpolated.any():

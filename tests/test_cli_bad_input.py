@@ -143,7 +143,6 @@ def test_guidance_refuses_a_bad_driving_video_and_keeps_nothing(folders, real_fi
     assert_clean_failure(code, stderr, driving, "not a readable video", out, inputs)
 
 
-@pytest.mark.xfail(strict=True, reason="champ3d.guidance.fit_media prefixes the path to warnings that already name it")
 def test_conversion_warning_names_the_file_once(folders, capsys, monkeypatch):
     inputs, out = folders
     path = write_image(inputs / "grey.png", np.full((480, 640), 128, np.uint8), mode="L")
@@ -212,6 +211,5 @@ def test_two_people_are_fitted(usable):
 
 
 @pytest.mark.fixtures
-@pytest.mark.xfail(strict=True, reason="champ3d.detect sees other people only inside the tracked person's crop")
 def test_two_people_give_a_warning(usable):
     assert_fitted(usable["two_people"], "several people")

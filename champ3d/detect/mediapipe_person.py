@@ -38,7 +38,8 @@ POSE_HIPS = (23, 24)
 POSE_SHOULDERS = (11, 12)
 
 MASK_LONG_SIDE = 256  # stored segmentation masks are downscaled to this long side
-MIN_OTHER_PERSON_AREA = 0.25  # a second mask blob this large (vs. the main one) is a person
+MIN_OTHER_PERSON_AREA = 0.25  # a second person this large (mask area vs. the main one) counts
+OTHER_PERSON_CHECK_EVERY = 30  # frames between searches for a second person (frame 0 always)
 
 
 @dataclass
@@ -134,6 +135,7 @@ class PersonDetector:
         self._pending: deque = deque()
         self._frames: list[dict] = []
         self._image_size: tuple[int, int] | None = None
+        self._other_pose = None  # a static Pose run with the tracked person painted out (made on first use)
         self.several_people_frames = 0
 
     def close(self) -> None:
@@ -141,6 +143,8 @@ class PersonDetector:
             if worker is not None:
                 worker.shutdown(wait=True, cancel_futures=True)
         self._pose.close()
+        if self._other_pose is not None:
+            self._other_pose.close()
         if self._hands is not None:
             self._hands.close()
 
@@ -162,7 +166,8 @@ class PersonDetector:
             frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
         )
         small = np.ascontiguousarray(small)
-        pose = self._pose_worker.submit(self._detect_pose, small)
+        index = len(self._frames) + len(self._pending)
+        pose = self._pose_worker.submit(self._detect_pose, small, index % OTHER_PERSON_CHECK_EVERY == 0)
         hands = self._hands_worker.submit(self._detect_hands, small) if self._hands is not None else None
         self._pending.append((pose, hands))
         while len(self._pending) > self.max_pending:
@@ -177,7 +182,11 @@ class PersonDetector:
             _assign_hands(seen_hands, record)
         self._frames.append(record)
 
-    def _detect_pose(self, small: np.ndarray) -> tuple[dict, bool]:
+    def _detect_pose(self, small: np.ndarray, look_for_others: bool) -> tuple[dict, bool]:
+        """The tracked person's record, and whether someone else of comparable size is in
+        the frame: inside the tracked person's crop (a second blob in its segmentation) or,
+        when ``look_for_others``, anywhere (a second Pose run on the frame with the tracked
+        person painted out in grey)."""
         h, w = self._image_size
         result = self._pose.process(small)
         record = _empty_record((h, w))
@@ -193,8 +202,23 @@ class PersonDetector:
             mask = result.segmentation_mask
             if mask is not None:
                 record["mask"] = _store_mask(mask)
-                several_people = _several_people(mask)
+                several_people = _several_people(mask) or (look_for_others and self._another_person(small, mask))
         return record, several_people
+
+    def _another_person(self, small: np.ndarray, mask: np.ndarray) -> bool:
+        person = (mask > 0.5).astype(np.uint8)
+        margin = max(3, round(0.02 * max(person.shape)))
+        hidden = cv2.dilate(person, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2)) > 0
+        painted = small.copy()
+        painted[hidden] = 127
+        if self._other_pose is None:
+            self._other_pose = pose_solution(static_image=True)
+        other = self._other_pose.process(painted)
+        if other.pose_landmarks is None or other.segmentation_mask is None:
+            return False
+        # only what lies outside the painted-out area counts (the grey silhouette can look like a person)
+        outside = (other.segmentation_mask > 0.5) & ~hidden
+        return outside.sum() >= MIN_OTHER_PERSON_AREA * person.sum()
 
     def _detect_hands(self, small: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
         """Every hand seen: (21 pixel points, 21 world points, handedness score). Hands runs on
