@@ -14,46 +14,11 @@ import torch
 from champ3d.errors import Champ3dInputError
 from champ3d.models import ChampModel, ChampModelConfig, convert_champ_weights, load_champ_model
 from champ3d.models.loading import read_state_dict
+from champ_tiny import TINY_ADDITIONAL, TINY_GUIDANCE, TINY_UNET, tiny_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GUIDANCE_TYPES = ("depth", "normal", "semantic_map", "dwpose")
 
-# A two-level Champ with the SD1.5 layout rules (cross-attention down block then a plain one,
-# motion modules everywhere) at tiny widths.
-TINY_UNET = {
-    "act_fn": "silu",
-    "attention_head_dim": 2,
-    "block_out_channels": [32, 32],
-    "cross_attention_dim": 16,
-    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
-    "in_channels": 4,
-    "out_channels": 4,
-    "layers_per_block": 1,
-    "norm_num_groups": 8,
-    "norm_eps": 1e-5,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-}
-TINY_ADDITIONAL = {
-    "use_inflated_groupnorm": True,
-    "use_motion_module": True,
-    "motion_module_resolutions": [1, 2],
-    "motion_module_mid_block": True,
-    "motion_module_type": "Vanilla",
-    "motion_module_kwargs": {
-        "num_attention_heads": 8,
-        "num_transformer_block": 1,
-        "attention_block_types": ["Temporal_Self", "Temporal_Self"],
-        "temporal_position_encoding": True,
-        "temporal_position_encoding_max_len": 8,
-    },
-}
-TINY_GUIDANCE = {"guidance_embedding_channels": 32, "guidance_input_channels": 3, "block_out_channels": [16, 32, 32, 32]}
-
-
-def tiny_config() -> ChampModelConfig:
-    return ChampModelConfig(unet=TINY_UNET, unet_additional_kwargs=TINY_ADDITIONAL, guidance_encoder=TINY_GUIDANCE, source="tiny")
 
 
 def randomised(model: ChampModel, seed: int) -> ChampModel:
