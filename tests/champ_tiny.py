@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+import pytest
 import torch
 from diffusers import AutoencoderKL
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
@@ -72,6 +73,16 @@ TINY_CLIP = {
     "projection_dim": TINY_UNET["cross_attention_dim"],
     "hidden_act": "quick_gelu",
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_intra_op_thread():
+    """Import into a test module that runs tiny networks: per-op thread hand-off costs more than
+    it saves, badly so on a busy machine (tolerances hold either way)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def tiny_config() -> ChampModelConfig:

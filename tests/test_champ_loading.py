@@ -14,40 +14,11 @@ import torch
 from champ3d.errors import Champ3dInputError
 from champ3d.models import ChampModel, ChampModelConfig, convert_champ_weights, load_champ_model
 from champ3d.models.loading import read_state_dict
-from champ_tiny import TINY_ADDITIONAL, TINY_GUIDANCE, TINY_UNET, tiny_config
+from champ_tiny import (TINY_ADDITIONAL, TINY_GUIDANCE, TINY_UNET, one_intra_op_thread, randomised,  # noqa: F401
+                        save_official_layout, tiny_config)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GUIDANCE_TYPES = ("depth", "normal", "semantic_map", "dwpose")
-
-
-
-def randomised(model: ChampModel, seed: int) -> ChampModel:
-    """Seed-determined random values in every tensor, so every tensor matters in the comparisons."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.copy_(torch.randn(param.shape, generator=gen) * 0.1)
-    return model.eval()
-
-
-def save_official_layout(model: ChampModel, folder: Path) -> None:
-    """Write ``model`` as Champ's training scripts do: full state dicts with torch.save; motion keys separately."""
-    folder.mkdir(parents=True, exist_ok=True)
-    denoising = model.denoising_unet.state_dict()
-    torch.save({k: v for k, v in denoising.items() if "motion_module" not in k}, folder / "denoising_unet.pth")
-    torch.save({k: v for k, v in denoising.items() if "motion_module" in k}, folder / "motion_module.pth")
-    torch.save(model.reference_unet.state_dict(), folder / "reference_unet.pth")
-    for name, encoder in model.guidance_encoders.items():
-        torch.save(encoder.state_dict(), folder / f"guidance_encoder_{name}.pth")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_intra_op_thread():
-    """Tiny networks: per-op thread hand-off costs more than it saves, badly so on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from champ3d.errors import Champ3dInputError
 from champ3d.models import ChampModelConfig, load_champ_model
 from champ3d.pipelines import ArrayGuidanceSource, ChampPipeline, SlidingSchedule, UniformSchedule, make_context_schedule
+from champ_tiny import one_intra_op_thread  # noqa: F401 (autouse fixture)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("CHAMP3D_PARITY_FIXTURES", REPO_ROOT / ".." / "shared" / "parity" / "champ" / "fixtures"))
@@ -37,16 +38,6 @@ def max_abs(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 
 # ----------------------------------------------------------------------------- fixture data
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_intra_op_thread():
-    """The fixture networks are tiny: per-op thread hand-off costs more than it saves, and on a
-    busy machine it makes these tests several times slower. (The tolerances hold either way.)"""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

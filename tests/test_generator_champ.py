@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
-from champ_tiny import write_weights_folder
+from champ_tiny import one_intra_op_thread, write_weights_folder  # noqa: F401 (autouse fixture)
 
 from champ3d.errors import Champ3dInputError
 from champ3d.generators.champ import (
@@ -39,15 +39,6 @@ GUIDANCE_SIZE = (64, 48)  # H, W
 FPS = Fraction(25, 2)
 # Tiny-model settings: windows of 4 with overlap 2 give two windows over the 6 frames.
 FAST = {"steps": 2, "context_frames": 4, "context_overlap": 2, "device": "cpu", "dtype": "fp32"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_intra_op_thread():
-    """Tiny networks: per-op thread hand-off costs more than it saves."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

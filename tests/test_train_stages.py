@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from champ_tiny import TINY_ADDITIONAL, TINY_GUIDANCE, TINY_UNET, tiny_clip, tiny_config, tiny_vae
+from champ_tiny import TINY_ADDITIONAL, TINY_GUIDANCE, TINY_UNET, one_intra_op_thread, tiny_clip, tiny_config, tiny_vae  # noqa: F401
 from safetensors.torch import load_file, save_file
 from test_train_data import build_mannequin_clip
 from torch.utils.data import default_collate
@@ -33,15 +33,6 @@ from champ3d.train.trainer import LOSS_LOG, ChampTrainer
 
 OVERFIT_STEPS = {1: 24, 2: 30}
 LEARNING_RATE = 1e-3
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_intra_op_thread():
-    """Tiny networks: per-op thread hand-off costs more than it saves, badly so on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

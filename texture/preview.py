@@ -22,7 +22,7 @@ def render_textured(body, vertices: np.ndarray, texture: np.ndarray,
     faces = body.faces.detach().cpu().numpy()
     corner_uv = body.uv_coords.detach().cpu().numpy()[body.face_uv_indices.detach().cpu().numpy()]
     vertices = np.asarray(vertices, np.float32)
-    fragments = MeshRasterizer(faces, cameras.image_size, frames_per_pass=1)(
+    fragments = MeshRasterizer(faces, cameras.image_size)(
         vertices, cameras, corner_attributes=corner_uv)
     mask = fragments.mask
     images = np.zeros(mask.shape + (3,), np.float32)

@@ -12,18 +12,14 @@ import argparse
 import json
 from pathlib import Path
 
-from champ3d.commands.options import (add_align_options, add_body_options, align_settings, check_media,
-                                      make_body_from_args, positive_int)
+from champ3d.commands.options import (add_align_options, add_body_options, add_reenactment_inputs, align_settings,
+                                      check_media, make_body_from_args)
 
 HELP = "animate a reference photo with a driving video (weight-free textured body by default)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ref", type=Path, required=True, help="reference image of the person")
-    p.add_argument("--driving", type=Path, required=True, help="driving video, image folder or image")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--size", type=positive_int, default=512, help="longer side of the output frames (px)")
-    p.add_argument("--max-frames", type=positive_int, default=None, help="use only the first N driving frames")
+    add_reenactment_inputs(p, out_help="output folder (guidance layout plus texture and animation.mp4)")
     p.add_argument("--camera-path", default=None, metavar="PATH",
                    help="move the camera: a camera-path YAML file or a shortcut such as orbit:views=120,elevation=10 "
                         "(see render.camera_paths)")

@@ -3,20 +3,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from champ3d.commands.options import (add_align_options, add_body_options, align_settings, check_media,
-                                      make_body_from_args, positive_int)
+from champ3d.commands.options import (add_align_options, add_body_options, add_reenactment_inputs, align_settings,
+                                      check_media, make_body_from_args)
 
 HELP = "fit, align and render Champ guidance for a reference and a driving video"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ref", type=Path, required=True, help="reference image of the person")
-    p.add_argument("--driving", type=Path, required=True, help="driving video, image folder or image")
-    p.add_argument("--out", type=Path, required=True, help="output folder (Champ's guidance layout)")
-    p.add_argument("--size", type=positive_int, default=512, help="longer side of the guidance images (px)")
-    p.add_argument("--max-frames", type=positive_int, default=None, help="use only the first N driving frames")
+    add_reenactment_inputs(p, out_help="output folder (Champ's guidance layout)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     add_align_options(p)
     add_body_options(p)

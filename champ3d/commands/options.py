@@ -12,6 +12,15 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_reenactment_inputs(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """The reference photo, the driving video, the output folder and its frame size."""
+    parser.add_argument("--ref", type=Path, required=True, help="reference image of the person")
+    parser.add_argument("--driving", type=Path, required=True, help="driving video, image folder or image")
+    parser.add_argument("--out", type=Path, required=True, help=out_help)
+    parser.add_argument("--size", type=positive_int, default=512, help="longer side of the output images (px)")
+    parser.add_argument("--max-frames", type=positive_int, default=None, help="use only the first N driving frames")
+
+
 def add_align_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("shape alignment (see champ3d.alignment)")
     group.add_argument("--keep-driver-shape", action="store_true",

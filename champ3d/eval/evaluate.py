@@ -19,7 +19,6 @@ given, does not run: it is listed as needing them and every other metric is comp
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata
 import os
 import platform
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from champ3d.eval.report import append_jsonl, headline, write_json
 from champ3d.eval.results import FEATURES_SUFFIX, RESULT_SUFFIX, VideoResult
 from champ3d.eval.video_metrics import SharedInputs, VideoContext
 from champ3d.eval.weights import WeightsStore
+from champ3d.provenance import package_versions
 
 _VERSIONED_PACKAGES = ("champ3d", "numpy", "scipy", "torch", "pillow", "av", "pyyaml", "safetensors", "mediapipe",
                        "anny", "scikit-image", "opencv-contrib-python")
@@ -50,14 +50,9 @@ class EvaluationResult:
     files: dict[str, Path]
 
 
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in _VERSIONED_PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+def run_versions() -> dict[str, str]:
+    """Python's and the packages' versions recorded with every number."""
+    return {"python": platform.python_version(), **package_versions(_VERSIONED_PACKAGES)}
 
 
 def unavailable_metrics(specs: Sequence[MetricSpec], store: WeightsStore,
@@ -113,7 +108,7 @@ def evaluate(protocol: str | os.PathLike | Protocol, pred_dir: str | os.PathLike
 
     context = BuildContext(store, torch.device(device), batch_size, proto.clips)
     provenance = {
-        "versions": package_versions(),
+        "versions": run_versions(),
         "weights_sha256": {name: store.sha256(name, spec.name) for spec in available for name in spec.weights},
         "device": str(context.device),
         "network_dtype": "float32",

@@ -22,7 +22,6 @@ Loading never unpickles code: state dicts come from safetensors (``.safetensors`
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Mapping, Optional, Sequence
 import torch
 
 from champ3d.errors import Champ3dInputError
+from champ3d.provenance import sha256_file
 
 WEIGHTS_ENV = "CHAMP3D_WEIGHTS"
 
@@ -64,14 +64,6 @@ KNOWN_WEIGHTS: dict[str, WeightsFile] = {
         ),
     )
 }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class WeightsStore:

@@ -49,10 +49,10 @@ def atomic_write_path(path: os.PathLike | str, *, overwrite: bool = False) -> It
         yield temp
         if not temp.is_file():
             raise FileNotFoundError(f"{final}: nothing was written to the temporary file {temp.name}")
-        _fsync_path(temp)
+        fsync_path(temp)
         _refuse_existing(final, overwrite)
         os.replace(temp, final)
-        _fsync_path(final.parent)
+        fsync_path(final.parent)
     except BaseException:
         _remove(temp)
         raise
@@ -79,13 +79,10 @@ def atomic_output_dir(path: os.PathLike | str, *, overwrite: bool = False) -> It
     temp.mkdir()
     try:
         yield temp
-        for root, _, files in os.walk(temp):
-            for name in files:
-                _fsync_path(Path(root, name))
-            _fsync_path(Path(root))
+        fsync_tree(temp)
         _refuse_existing(final, overwrite)
         _move_dir_into_place(temp, final)
-        _fsync_path(final.parent)
+        fsync_path(final.parent)
     except BaseException:
         _remove(temp)
         raise
@@ -143,12 +140,22 @@ def _process_running(pid: int) -> bool:
     return True
 
 
-def _fsync_path(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush one file or folder (its directory entries) to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_tree(folder: Path) -> None:
+    """Flush every file below ``folder`` (symbolic links are not followed) and every folder."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if not os.path.islink(os.path.join(root, name)):
+                fsync_path(Path(root, name))
+        fsync_path(Path(root))
 
 
 def _remove(path: Path) -> None:

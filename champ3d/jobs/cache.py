@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Literal
 
-from champ3d.io.atomic import atomic_write_path
+from champ3d.io.atomic import atomic_write_path, fsync_path, fsync_tree
 
 ENTRY_FILE = "entry.json"
 
@@ -99,10 +99,10 @@ class StageCache:
                 "computed_by": {"host": socket.gethostname(), "pid": os.getpid(), "run": self.run_id,
                                 "started": began, "seconds": time.time() - began},
             }
-            _fsync_tree(folder)
+            fsync_tree(folder)
             with atomic_write_path(folder / ENTRY_FILE) as temp:
                 temp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-            _fsync(folder)
+            fsync_path(folder)
             return Outcome("computed", folder, manifest, time.perf_counter() - start)
 
     def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
@@ -131,19 +131,3 @@ class StageCache:
             yield
         finally:
             os.close(fd)  # releases the lock
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for root, _, files in os.walk(folder):
-        for name in files:
-            if not os.path.islink(os.path.join(root, name)):
-                _fsync(Path(root, name))
-        _fsync(Path(root))

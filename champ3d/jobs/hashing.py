@@ -19,19 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from champ3d.io.atomic import atomic_write_path
+from champ3d.provenance import sha256_file
 
 
 def settings_hash(data: Any) -> str:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ContentHasher:
@@ -58,7 +51,7 @@ class ContentHasher:
                 return known["sha256"]
         except (OSError, ValueError, KeyError):
             pass
-        sha = _sha256_file(path)
+        sha = sha256_file(path)
         record.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write_path(record, overwrite=True) as temp:
             temp.write_text(json.dumps({**identity, "sha256": sha}), encoding="utf-8")

@@ -27,7 +27,6 @@ control). Times, process ids and hosts go to the manifests (:mod:`champ3d.jobs.c
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 from champ3d.errors import Champ3dInputError
 from champ3d.jobs.generators import GENERATORS, VIDEO
 from champ3d.jobs.spec import CaseSpec
+from champ3d.provenance import package_versions
 
 BODY_BACKEND = "anny"
 _VERSIONED = ("champ3d", "torch", "numpy", "mediapipe", "anny", "opencv-contrib-python", "av", "scikit-image")
@@ -46,13 +46,7 @@ _VERSIONED = ("champ3d", "torch", "numpy", "mediapipe", "anny", "opencv-contrib-
 
 def environment() -> dict[str, str]:
     """Versions of the packages whose behaviour is part of every result (and of every key)."""
-    versions = {}
-    for name in _VERSIONED:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    return package_versions(_VERSIONED)
 
 
 class StageContext:

@@ -174,6 +174,20 @@ def _load_component(
     report.missing[component] = missing
 
 
+def champ_layout_state_dicts(model: ChampModel) -> dict[str, dict[str, torch.Tensor]]:
+    """``{file stem: state dict}`` of ``model`` in Champ's checkpoint layout (the motion
+    module's keys split from the denoising UNet's, one file per guidance encoder)."""
+    denoising = model.denoising_unet.state_dict()
+    parts = {
+        DENOISING_UNET: {k: v for k, v in denoising.items() if MOTION_KEY_MARKER not in k},
+        MOTION_MODULE: {k: v for k, v in denoising.items() if MOTION_KEY_MARKER in k},
+        REFERENCE_UNET: model.reference_unet.state_dict(),
+    }
+    for name, encoder in model.guidance_encoders.items():
+        parts[GUIDANCE_ENCODER_PREFIX + name] = encoder.state_dict()
+    return parts
+
+
 def convert_champ_weights(
     weights_dir: str | Path,
     out_dir: str | Path,
@@ -188,14 +202,7 @@ def convert_champ_weights(
     the written paths.
     """
     model, _ = load_champ_model(weights_dir, config, guidance_types, dtype=None)
-    denoising = model.denoising_unet.state_dict()
-    parts = {
-        DENOISING_UNET: {k: v for k, v in denoising.items() if MOTION_KEY_MARKER not in k},
-        MOTION_MODULE: {k: v for k, v in denoising.items() if MOTION_KEY_MARKER in k},
-        REFERENCE_UNET: model.reference_unet.state_dict(),
-    }
-    for name, encoder in model.guidance_encoders.items():
-        parts[GUIDANCE_ENCODER_PREFIX + name] = encoder.state_dict()
+    parts = champ_layout_state_dicts(model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -65,6 +65,18 @@ CHAMP_SCHEDULER_CONFIG = {
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
 
+def load_vae(vae_dir: str | Path, dtype: torch.dtype = torch.float32) -> AutoencoderKL:
+    """A local diffusers ``AutoencoderKL`` folder (Champ: sd-vae-ft-mse) in ``dtype``, frozen, in eval mode."""
+    vae_dir = Path(vae_dir)
+    if not (vae_dir / "config.json").is_file():
+        raise Champ3dInputError(vae_dir / "config.json", "VAE config not found")
+    try:
+        vae = AutoencoderKL.from_pretrained(str(vae_dir), local_files_only=True, torch_dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise Champ3dInputError(vae_dir, f"cannot load the VAE ({exc})") from exc
+    return vae.requires_grad_(False).eval()
+
+
 def champ_scheduler(config: Mapping | str | Path | None = None) -> DDIMScheduler:
     """A DDIM scheduler from a config mapping or JSON file; Champ's inference settings when None."""
     if isinstance(config, (str, Path)):
@@ -131,15 +143,9 @@ class ChampPipeline:
         """
         config = config or ChampModelConfig.sd15()
         model, report = load_champ_model(weights_dir, config, guidance_types, bank_dtype=bank_dtype, device=device, dtype=dtype)
-        vae_dir = Path(vae_dir)
-        if not (vae_dir / "config.json").is_file():
-            raise Champ3dInputError(vae_dir / "config.json", "VAE config not found")
-        try:
-            vae = AutoencoderKL.from_pretrained(str(vae_dir), local_files_only=True, torch_dtype=dtype)
-        except (OSError, ValueError) as exc:
-            raise Champ3dInputError(vae_dir, f"cannot load the VAE ({exc})") from exc
+        vae = load_vae(vae_dir, dtype)
         clip = ClipImageConditioner.from_dir(image_encoder_dir).to(device=device, dtype=dtype)
-        return cls(model, vae.to(device).eval(), clip, champ_scheduler(scheduler_config), load_report=report)
+        return cls(model, vae.to(device), clip, champ_scheduler(scheduler_config), load_report=report)
 
     @property
     def device(self) -> torch.device:

@@ -34,7 +34,7 @@ from champ3d.generators.champ import CHAMP_DIR, CONFIG_DIR, IMAGE_ENCODER_DIR, V
 from champ3d.io.atomic import atomic_output_dir
 from champ3d.models.champ_model import ChampModel
 from champ3d.models.config import GUIDANCE_ENCODER_KWARGS_FILE, UNET_ADDITIONAL_KWARGS_FILE, UNET_CONFIG_FILE
-from champ3d.models.loading import DENOISING_UNET, GUIDANCE_ENCODER_PREFIX, MOTION_KEY_MARKER, MOTION_MODULE, REFERENCE_UNET
+from champ3d.models.loading import champ_layout_state_dicts
 
 TRAINING_STATE = "training_state.json"
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -48,19 +48,6 @@ def checkpoint_dir(output_dir: Path, step: int) -> Path:
 
 def weights_dir(output_dir: Path, step: int) -> Path:
     return Path(output_dir) / f"{WEIGHTS_PREFIX}{step}"
-
-
-def champ_layout_state_dicts(model: ChampModel) -> dict[str, dict[str, torch.Tensor]]:
-    """``{file stem: state dict}`` of ``model`` in Champ's layout."""
-    denoising = model.denoising_unet.state_dict()
-    parts = {
-        DENOISING_UNET: {k: v for k, v in denoising.items() if MOTION_KEY_MARKER not in k},
-        MOTION_MODULE: {k: v for k, v in denoising.items() if MOTION_KEY_MARKER in k},
-        REFERENCE_UNET: model.reference_unet.state_dict(),
-    }
-    for name, encoder in model.guidance_encoders.items():
-        parts[GUIDANCE_ENCODER_PREFIX + name] = encoder.state_dict()
-    return parts
 
 
 def save_weights_folder(

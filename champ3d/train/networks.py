@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
-from diffusers import AutoencoderKL
 from diffusers.models.resnet import ResnetBlock2D
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -147,18 +146,6 @@ def _checkpointed(forward):
         return checkpoint(forward, *args, use_reentrant=False, **kwargs)
 
     return run
-
-
-def load_vae(vae_dir: str | Path, dtype: torch.dtype = torch.float32) -> AutoencoderKL:
-    """A local diffusers ``AutoencoderKL`` folder (Champ: sd-vae-ft-mse) in ``dtype``, frozen, in eval mode."""
-    vae_dir = Path(vae_dir)
-    if not (vae_dir / "config.json").is_file():
-        raise Champ3dInputError(vae_dir / "config.json", "VAE config not found")
-    try:
-        vae = AutoencoderKL.from_pretrained(str(vae_dir), local_files_only=True, torch_dtype=dtype)
-    except (OSError, ValueError) as exc:
-        raise Champ3dInputError(vae_dir, f"cannot load the VAE ({exc})") from exc
-    return vae.requires_grad_(False).eval()
 
 
 def load_clip(image_encoder_dir: str | Path) -> ClipImageConditioner:

@@ -43,12 +43,12 @@ from tqdm import tqdm
 
 from champ3d.errors import Champ3dInputError
 from champ3d.models.unet_3d import fold_frames, unfold_frames
-from champ3d.pipelines.champ_pipeline import LATENT_SCALE
+from champ3d.pipelines.champ_pipeline import LATENT_SCALE, load_vae
 from champ3d.train import checkpoints
 from champ3d.train.clips import find_clips
 from champ3d.train.config import TrainConfig, check_train_config, config_yaml
 from champ3d.train.dataset import ChampTrainingSamples, SampleSpec, StepSampler
-from champ3d.train.networks import build_stage_model, enable_gradient_checkpointing, load_clip, load_vae
+from champ3d.train.networks import build_stage_model, enable_gradient_checkpointing, load_clip
 from champ3d.train.objective import DiffusionObjective
 
 logger = logging.getLogger(__name__)
