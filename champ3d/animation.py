@@ -14,7 +14,8 @@ renamed when complete)::
     DIR/animation.json        settings and numbers of the run
 
 Steps: guidance (fit, align, render); the reference texture baked from the reference fit
-(``fits/reference``) and filled (:mod:`texture`); then the aligned driving body is
+(``fits/reference``), fused with the other views of the person when given, and filled
+(:mod:`champ3d.appearance`); then the aligned driving body is
 rendered textured through the guidance camera (:class:`render.textured.TexturedRenderer`,
 one pass with the guidance maps) and composited over the background
 (:mod:`champ3d.background`). With a camera path (:mod:`render.camera_paths`) frame ``k`` is
@@ -41,6 +42,7 @@ import torch
 from tqdm import tqdm
 
 from champ3d.alignment import AlignSettings
+from champ3d.appearance import TextureViews, reference_texture
 from champ3d.background import BackgroundSpec, background_plate
 from champ3d.body.base import BodyModel
 from champ3d.detect.mediapipe_person import PersonDetections
@@ -71,6 +73,7 @@ class AnimationSettings:
     size: int = 512
     max_frames: Optional[int] = None
     atlas_size: int = 1024
+    texture_views: TextureViews = field(default_factory=TextureViews)
     background: BackgroundSpec = field(default_factory=lambda: BackgroundSpec("inpaint"))
     camera_path: Optional[CameraPath] = None
     generator: str = "mesh"
@@ -102,23 +105,6 @@ def posed_vertices(fit: BodyFit, body: BodyModel, frames: slice) -> Tuple[np.nda
     with torch.no_grad():
         out = body(fit.params.select(frames))
     return out.vertices.numpy().astype(np.float32), out.keypoints.numpy().astype(np.float32)
-
-
-def reference_texture(image: np.ndarray, fit: BodyFit, detections: PersonDetections, body: BodyModel,
-                      atlas_size: int, where=None) -> Tuple[np.ndarray, dict]:
-    """The filled uint8 (A, A, 3) texture baked from frame 0 of ``fit`` on ``image``, and
-    numbers about it (seen fraction of the atlas texels)."""
-    from texture.atlas import UVAtlas
-    from texture.bake import bake_texture
-    from texture.infill import fill_texture
-
-    atlas = UVAtlas.from_body(body, atlas_size)
-    vertices = posed_vertices(fit, body, slice(0, 1))[0][0]
-    sample = bake_texture(image, detections.full_mask(0), vertices, fit.camera, atlas)
-    seen = atlas.gather(sample.confidence) > 0
-    if not seen.any():
-        raise Champ3dInputError(where, "the fitted body covers no visible part of the person; nothing to texture")
-    return fill_texture(sample, atlas), {"atlas_size": atlas.size, "texels_seen": float(seen.mean())}
 
 
 def person_mask(fit: BodyFit, detections: PersonDetections, body: BodyModel) -> np.ndarray:
@@ -244,8 +230,8 @@ def animate_guidance(guidance_dir: Path, out: Path, reference_image: np.ndarray,
     ref_fit, ref_detections, _ = load_fit(Path(guidance_dir) / "fits" / "reference")
     aligned, _, _ = load_fit(Path(guidance_dir) / "fits" / "aligned")
     camera = output_camera(aligned.camera, settings.size)
-    texture, texture_info = reference_texture(reference_image, ref_fit, ref_detections, body,
-                                              settings.atlas_size, where=where)
+    texture, texture_info = reference_texture(reference_image, ref_fit, ref_detections, body, settings.atlas_size,
+                                              settings.texture_views, where=where)
     write_png(out / "texture.png", texture)
     renderer = textured_renderer(body, texture, camera)
     if settings.camera_path is None:

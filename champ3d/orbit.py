@@ -7,7 +7,9 @@ complete); file ``NNNN`` is view ``NNNN`` of the path::
 
     DIR/depth/NNNN.png, normal/, semantic_map/, dwpose/, mask/   Champ's guidance maps
     DIR/textured/NNNN.png     the textured body over black (premultiplied colour)
-    DIR/orbit.mp4             the textured views in order
+    DIR/orbit.mp4             the textured views in order, over the background (black by
+                              default; :mod:`champ3d.background`: the reference photo with
+                              the person removed, a colour or an image)
     DIR/orbit_grid.png        contact sheet of the textured views, labelled with their azimuth
     DIR/cameras.json          the path and, per view, its azimuth, elevation, distance and
                               world-to-camera R, T (world = the reference camera's frame),
@@ -15,6 +17,10 @@ complete); file ``NNNN`` is view ``NNNN`` of the path::
     DIR/views.safetensors     the body mesh and every view's camera, for the multi-view
                               consistency metric (:mod:`champ3d.eval.multiview`)
     DIR/ref.png, DIR/texture.png, DIR/fits/reference.{json,safetensors}
+    DIR/background.png        the background plate (unless black)
+
+The texture is the reference photo's, fused with more views of the person when given
+(:mod:`champ3d.appearance`).
 
 Every view shares the reference camera's intrinsics at the output size; the path turns
 about the body's root joint (``centre`` in cameras.json).
@@ -32,7 +38,9 @@ import cv2
 import numpy as np
 import torch
 
-from champ3d.animation import path_cameras, reference_texture, render_animation, textured_renderer, write_png
+from champ3d.animation import path_cameras, person_mask, render_animation, textured_renderer, write_png
+from champ3d.appearance import TextureViews, reference_texture
+from champ3d.background import BackgroundSpec, background_plate
 from champ3d.body.base import BodyModel
 from champ3d.eval.multiview import GEOMETRY_FILE, save_view_geometry
 from champ3d.fitting.fit_io import save_fit
@@ -47,8 +55,13 @@ from render.camera_paths import CameraPath
 GRID_THUMBNAIL = 256
 
 
+#: The default backdrop: black, so that views compare cleanly with one another.
+BLACK = BackgroundSpec("colour", colour=(0, 0, 0))
+
+
 def render_orbit(ref: Path, out: Path, body: BodyModel, path: CameraPath, *, size: int = 512,
-                 atlas_size: int = 1024, fps: float = 15, overwrite: bool = False) -> dict:
+                 atlas_size: int = 1024, texture_views: TextureViews | None = None, background: BackgroundSpec = BLACK,
+                 fps: float = 15, overwrite: bool = False) -> dict:
     """The whole ``champ3d orbit`` command (module docstring); returns its summary."""
     from texture.atlas import check_atlas_size
 
@@ -61,7 +74,8 @@ def render_orbit(ref: Path, out: Path, body: BodyModel, path: CameraPath, *, siz
         image = read_image(ref)
         camera = output_camera(fitted.fit.camera, size)
         write_png(tmp / "ref.png", cv2.resize(image, (camera.width, camera.height), interpolation=cv2.INTER_AREA))
-        texture, texture_info = reference_texture(image, fitted.fit, fitted.detections, body, atlas_size, where=ref)
+        texture, texture_info = reference_texture(image, fitted.fit, fitted.detections, body, atlas_size,
+                                                  texture_views, where=ref)
         write_png(tmp / "texture.png", texture)
 
         # the reference pose once per view: a "clip" of identical frames seen by the path
@@ -71,8 +85,11 @@ def render_orbit(ref: Path, out: Path, body: BodyModel, path: CameraPath, *, siz
                        error_2d=np.zeros(views, np.float32), backend=fitted.fit.backend)
         cameras = path_cameras(path, clip, camera, np.arange(views))
         renderer = textured_renderer(body, texture, camera)
-        black = np.zeros((camera.height, camera.width, 3), np.uint8)
-        render_animation(tmp, clip, body, renderer, cameras, plate=black, video_name="orbit.mp4", fps=fps,
+        mask = person_mask(fitted.fit, fitted.detections, body) if background.kind == "inpaint" else None
+        plate = background_plate(background, (camera.height, camera.width), image, mask)
+        if background != BLACK:
+            write_png(tmp / "background.png", plate)
+        render_animation(tmp, clip, body, renderer, cameras, plate=plate, video_name="orbit.mp4", fps=fps,
                          guidance=True)
         thumbnails = [thumbnail(cv2.cvtColor(cv2.imread(str(tmp / "textured" / PngSequenceWriter.frame_name(k))),
                                              cv2.COLOR_BGR2RGB)) for k in range(views)]

@@ -123,11 +123,13 @@ def test_a_camera_path_moves_the_camera_for_every_output(body, tmp_path):
     (["--atlas-size", "1000"], "power of two"),
     (["--background", "#12345"], "#RRGGBB"),
     (["--generator", "champ"], "--weights"),
+    (["--texture-views", "{nowhere}"], "nowhere.mp4: file or folder does not exist"),
 ])
 def test_bad_settings_exit_2_before_any_work(tmp_path, capsys, extra, message):
     (tmp_path / "zero.yaml").write_text("type: orbit\nviews: 0\n")
     (tmp_path / "unknown.yaml").write_text("type: orbit\nazimuth: 30\n")
-    extra = [e.format(zero=tmp_path / "zero.yaml", unknown=tmp_path / "unknown.yaml") for e in extra]
+    extra = [e.format(zero=tmp_path / "zero.yaml", unknown=tmp_path / "unknown.yaml", nowhere=tmp_path / "nowhere.mp4")
+             for e in extra]
     out = tmp_path / "out"
     code = main(["animate", "--ref", str(tmp_path / "missing.jpg"), "--driving", str(tmp_path / "missing.mp4"),
                  "--out", str(out)] + extra)

@@ -25,13 +25,14 @@ def test_keypoint_rig_matches_the_skinned_mesh(body):
     torch.testing.assert_close(rig, mesh, atol=5e-5, rtol=0)  # metres (float32 at 5 m)
 
 
-def test_surface_points_match_the_skinned_mesh(body):
+def test_rig_vertices_match_the_skinned_mesh(body):
     params = random_params(body, 3, seed=2)
     ids = torch.arange(0, int(body.faces.max()) + 1, 29)
     with torch.no_grad():
-        points = body.surface_points(params, ids)
-        vertices = body(params).vertices[:, ids]
-    torch.testing.assert_close(points, vertices, atol=5e-5, rtol=0)
+        keypoints, points = body.keypoints_and_vertices(params, ids)
+        out = body(params)
+    torch.testing.assert_close(points, out.vertices[:, ids], atol=5e-5, rtol=0)
+    torch.testing.assert_close(keypoints, out.keypoints, atol=5e-5, rtol=0)
 
 
 def test_shape_gradients_match_the_skinned_mesh(body):
@@ -47,7 +48,7 @@ def test_shape_gradients_match_the_skinned_mesh(body):
     rig = gradient(body.keypoints)
     mesh = gradient(lambda p: body(p).keypoints)
     torch.testing.assert_close(rig, mesh, rtol=1e-3, atol=1e-3)
-    surface = gradient(lambda p: body.surface_points(p, ids))
+    surface = gradient(lambda p: body.keypoints_and_vertices(p, ids)[1])
     skinned = gradient(lambda p: body(p).vertices[:, ids])
     torch.testing.assert_close(surface, skinned, rtol=1e-3, atol=1e-3)
 
@@ -70,4 +71,4 @@ def test_a_shape_per_frame(body):
     with torch.no_grad():
         out = body(params)
         torch.testing.assert_close(body.keypoints(params), out.keypoints, atol=5e-5, rtol=0)
-        torch.testing.assert_close(body.surface_points(params, ids), out.vertices[:, ids], atol=5e-5, rtol=0)
+        torch.testing.assert_close(body.keypoints_and_vertices(params, ids)[1], out.vertices[:, ids], atol=5e-5, rtol=0)

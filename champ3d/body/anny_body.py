@@ -262,12 +262,13 @@ class AnnyBody(BodyModel):
         carried = joint_weight @ self._rig_chain  # (N, 52): weight of step n
         return basis.index_add(1, self._rig_posed_parent, carried[..., None] * steps)
 
-    def _keypoint_basis(self, shape: torch.Tensor) -> torch.Tensor:
-        """(K, 52, 3) rig basis of the keypoints, in KEYPOINT_NAMES order; cached per shape."""
+    def _keypoint_basis(self, shape: torch.Tensor, rest: tuple | None = None) -> torch.Tensor:
+        """(K, 52, 3) rig basis of the keypoints, in KEYPOINT_NAMES order; cached per shape.
+        ``rest``: ``_rig_rest(shape)`` when the caller has it already."""
         cached = self._basis_cache
         if not shape.requires_grad and cached is not None and torch.equal(cached[0], shape):
             return cached[1]
-        rest = self._rig_rest(shape)
+        rest = self._rig_rest(shape) if rest is None else rest
         points = self._rig_template + (rest[0] @ self._rig_blendshapes).view(self._rig_template.shape)
         bones = torch.arange(self.num_bones, device=points.device).expand(len(points), -1)
         basis = self._rig_fold(rest, points, self._rig_weight, bones, self._head_bones)[self._keypoint_order]
@@ -316,21 +317,33 @@ class AnnyBody(BodyModel):
 
     def _rig_points(self, params: BodyParams, basis: torch.Tensor) -> torch.Tensor:
         """(B, N, 3) camera-frame points of a rig ``basis`` (N, 52, 3) for one shared shape."""
-        points = torch.einsum("bjxy,kjy->bkx", self._rig_rotations(params), basis)
         rotation = roma.rotvec_to_rotmat(params.global_orient) @ self._rig_to_body
-        return points @ rotation.transpose(1, 2) + params.transl[:, None]
+        # turning the 52 joint rotations costs far less than turning the N points
+        rotations = rotation[:, None] @ self._rig_rotations(params)
+        return torch.einsum("bjxy,kjy->bkx", rotations, basis) + params.transl[:, None]
 
     def keypoints(self, params: BodyParams) -> torch.Tensor:
         if params.shape.shape[0] > 1:  # a shape per frame: a basis per frame
             return torch.cat([self.keypoints(params.select(slice(i, i + 1))) for i in range(params.batch_size)])
         return self._rig_points(params, self._keypoint_basis(params.shape))
 
-    def surface_points(self, params: BodyParams, vertex_ids: torch.Tensor) -> torch.Tensor:
-        """(B, N, 3) camera-frame positions of mesh vertices ``vertex_ids``, as in
-        ``forward(params).vertices[:, vertex_ids]`` but without skinning the whole mesh."""
+    def keypoints_and_vertices(self, params: BodyParams, vertex_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keypoints and mesh vertices ``vertex_ids``, as in ``forward(params)`` but from one
+        rig pass over both bases, without skinning the whole mesh."""
         if params.shape.shape[0] > 1:  # a shape per frame
-            return torch.cat([self.surface_points(params.select(slice(i, i + 1)), vertex_ids)
-                              for i in range(params.batch_size)])
+            pairs = [self.keypoints_and_vertices(params.select(slice(i, i + 1)), vertex_ids)
+                     for i in range(params.batch_size)]
+            return torch.cat([k for k, _ in pairs]), torch.cat([v for _, v in pairs])
+        shape = params.shape
+        rest = self._rig_rest(shape) if shape.requires_grad else None  # shared by both bases
+        keypoint_basis = self._keypoint_basis(shape, rest)
+        points = self._rig_points(params, torch.cat([keypoint_basis, self._surface_basis(shape, vertex_ids, rest)]))
+        return points[:, :len(keypoint_basis)], points[:, len(keypoint_basis):]
+
+    def _surface_basis(self, shape: torch.Tensor, vertex_ids: torch.Tensor, rest: tuple | None = None) -> torch.Tensor:
+        """(N, 52, 3) rig basis of mesh vertices ``vertex_ids``; cached per vertex set, and
+        per shape while the shape is constant (the pose pass of a fit). ``rest`` as for
+        :meth:`_keypoint_basis`."""
         cached = self._surface_cache
         if cached is None or not torch.equal(cached[0], vertex_ids):
             model = self.anny
@@ -340,13 +353,19 @@ class AnnyBody(BodyModel):
                 model.blendshapes[:, vertex_ids].reshape(len(model.blendshapes), -1).contiguous(),
                 model.vertex_bone_indices[vertex_ids].long(),
                 model.vertex_bone_weights[vertex_ids].float(),
+                None,
             )
             self._surface_cache = cached
-        _, template, blendshapes, bones, weight = cached
-        rest = self._rig_rest(params.shape)
+        ids, template, blendshapes, bones, weight, constant = cached
+        if not shape.requires_grad and constant is not None and torch.equal(constant[0], shape):
+            return constant[1]
+        rest = self._rig_rest(shape) if rest is None else rest
         rest_vertices = template + (rest[0] @ blendshapes).view(template.shape)
         points = weight[..., None] * rest_vertices[:, None]
-        return self._rig_points(params, self._rig_fold(rest, points, weight, bones))
+        basis = self._rig_fold(rest, points, weight, bones)
+        if not shape.requires_grad:
+            self._surface_cache = cached[:5] + ((shape.detach().clone(), basis),)
+        return basis
 
     def forward(self, params: BodyParams) -> BodyOutput:
         rest = self._rest(params.shape)

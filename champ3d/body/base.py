@@ -102,10 +102,12 @@ class BodyModel(torch.nn.Module):
     def forward(self, params: BodyParams) -> BodyOutput:
         raise NotImplementedError
 
-    def surface_points(self, params: BodyParams, vertex_ids: torch.Tensor) -> torch.Tensor:
-        """(B, N, 3) camera-frame positions of the vertices ``vertex_ids``; backends with a
-        cheaper path than skinning the whole mesh override this."""
-        return self(params).vertices[:, vertex_ids]
+    def keypoints_and_vertices(self, params: BodyParams, vertex_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, K, 3) keypoints and (B, N, 3) camera-frame positions of the vertices
+        ``vertex_ids``, from one pose evaluation; backends with a cheaper path than skinning
+        the whole mesh override this."""
+        out = self(params)
+        return out.keypoints, out.vertices[:, vertex_ids]
 
     def zero_params(self, batch_size: int, shape: torch.Tensor | None = None) -> BodyParams:
         """Rest pose facing the camera at the origin, ``batch_size`` frames."""

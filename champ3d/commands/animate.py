@@ -12,8 +12,9 @@ import argparse
 import json
 from pathlib import Path
 
-from champ3d.commands.options import (add_align_options, add_body_options, add_reenactment_inputs, align_settings,
-                                      check_media, make_body_from_args)
+from champ3d.commands.options import (add_align_options, add_body_options, add_reenactment_inputs,
+                                      add_texture_options, align_settings, check_media, make_body_from_args,
+                                      texture_views)
 
 HELP = "animate a reference photo with a driving video (weight-free textured body by default)"
 
@@ -23,7 +24,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera-path", default=None, metavar="PATH",
                    help="move the camera: a camera-path YAML file or a shortcut such as orbit:views=120,elevation=10 "
                         "(see render.camera_paths)")
-    p.add_argument("--atlas-size", type=int, default=1024, help="texture atlas size (a power of two)")
     p.add_argument("--background", default="inpaint", metavar="inpaint|#RRGGBB|IMAGE",
                    help="the reference photo with the person removed (default), a colour or an image file")
     p.add_argument("--generator", choices=("mesh", "champ"), default="mesh",
@@ -32,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generator-config", type=Path, default=None, metavar="YAML",
                    help="champ generator settings overriding configs/generate/champ.yaml (steps, cfg, windows, dtype)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    add_texture_options(p)
     add_align_options(p)
     add_body_options(p)
 
@@ -43,7 +44,7 @@ def settings_from_args(args: argparse.Namespace):
     from render.camera_paths import camera_path_from_text
 
     settings = AnimationSettings(
-        size=args.size, max_frames=args.max_frames, atlas_size=args.atlas_size,
+        size=args.size, max_frames=args.max_frames, atlas_size=args.atlas_size, texture_views=texture_views(args),
         background=parse_background(args.background),
         camera_path=None if args.camera_path is None else camera_path_from_text(args.camera_path),
         generator=args.generator, weights=args.weights, generator_config=args.generator_config,

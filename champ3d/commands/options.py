@@ -40,6 +40,24 @@ def align_settings(args: argparse.Namespace):
                          face_like_reference=not args.absolute_facing, reground=not args.no_reground)
 
 
+def add_texture_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("texture (see champ3d.appearance)")
+    group.add_argument("--atlas-size", type=int, default=1024, help="texture atlas size (a power of two)")
+    group.add_argument("--texture-views", type=Path, nargs="+", default=(), metavar="MEDIA",
+                       help="more photos or videos of the reference person, fused into its texture (a turn-around "
+                            "clip; the driving video in self-reenactment); give photos as separate files")
+    group.add_argument("--texture-every", type=positive_int, default=10, metavar="N",
+                       help="bake every N-th frame of a --texture-views video (default 10)")
+
+
+def texture_views(args: argparse.Namespace):
+    """The ``--texture-views`` settings; each file is opened, so bad ones fail early."""
+    from champ3d.appearance import TextureViews
+
+    check_media(*args.texture_views)
+    return TextureViews(tuple(args.texture_views), args.texture_every)
+
+
 def add_body_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("body model (see champ3d.body)")
     group.add_argument("--body", choices=("anny", "smplx"), default="anny",

@@ -8,7 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
-from champ3d.commands.options import add_body_options, check_media, make_body_from_args, positive_int
+from champ3d.commands.options import (add_body_options, add_texture_options, check_media, make_body_from_args,
+                                      positive_int, texture_views)
 
 HELP = "render the reference person from every view of an orbit or camera path"
 
@@ -21,9 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--path", default=None, metavar="PATH.yaml",
                    help="a camera-path YAML file or shortcut instead of --views/--elevation")
     p.add_argument("--size", type=positive_int, default=512, help="longer side of the views (px)")
-    p.add_argument("--atlas-size", type=int, default=1024, help="texture atlas size (a power of two)")
+    p.add_argument("--background", default="#000000", metavar="inpaint|#RRGGBB|IMAGE",
+                   help="backdrop of orbit.mp4: black (default), the reference photo with the person removed, "
+                        "a colour or an image file")
     p.add_argument("--fps", type=float, default=15.0, help="frame rate of orbit.mp4")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    add_texture_options(p)
     add_body_options(p)
 
 
@@ -42,6 +46,7 @@ def camera_path_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from champ3d.background import parse_background
     from champ3d.errors import Champ3dInputError
     from champ3d.orbit import render_orbit
     from texture.atlas import check_atlas_size
@@ -50,9 +55,12 @@ def run(args: argparse.Namespace) -> int:
     check_atlas_size(args.atlas_size)
     if not args.fps > 0:
         raise Champ3dInputError("--fps", f"must be positive, got {args.fps}")
+    background = parse_background(args.background)
     check_media(args.ref)
-    summary = render_orbit(args.ref, args.out, make_body_from_args(args), path, size=args.size, atlas_size=args.atlas_size,
-                           fps=args.fps, overwrite=args.overwrite)
+    views = texture_views(args)
+    summary = render_orbit(args.ref, args.out, make_body_from_args(args), path, size=args.size,
+                           atlas_size=args.atlas_size, texture_views=views, background=background, fps=args.fps,
+                           overwrite=args.overwrite)
     print(json.dumps(summary, indent=2))
     print(f"{summary['views']} views written to {args.out} (orbit.mp4, orbit_grid.png)")
     return 0

@@ -8,18 +8,21 @@ Energy per frame (weights in :class:`FitSettings`):
   bounding-box height;
 * ``hand_2d`` / ``hand_3d``: the same for the 21 landmarks of each hand seen by
   MediaPipe Hands (finger articulation), weighted by the hand's score;
-* ``silhouette_inside`` / ``silhouette_cover`` (shape pass only): the body's surface
-  points must project inside MediaPipe's person segmentation (a distance-transform
-  penalty), and the segmentation's outline must have a surface point nearby (a robust
-  chamfer term), both in bounding-box heights; see :class:`_Silhouettes`;
+* ``silhouette_inside`` / ``silhouette_cover``: the body's surface points must project
+  inside MediaPipe's person segmentation (a distance-transform penalty), and the
+  segmentation's outline must have a surface point nearby (a robust chamfer term), both
+  in bounding-box heights; see :class:`_Silhouettes`. ``inside`` weighs far more than
+  ``cover``: clothes and hair make the segmentation larger than the body, never smaller,
+  so the body must stay inside it but need not fill it (a strong cover term spreads the
+  legs under a dress). The fitted body then overlaps the background by few pixels, which
+  keeps background colour off its texture (:mod:`texture.bake`);
 * priors that need no licensed data: L2 on joint and finger rotations, the knee as a
   one-way hinge (Anny's joint axes), L2 on the shape's deviation from the average adult;
 * ``smooth``: squared keypoint and root acceleration between consecutive frames.
 
-One shape per clip: it is fitted first, with the silhouette terms, on up to
-``shape_frames`` frames spread over the clip, then frozen while the clip's poses are
-fitted from the keypoints in chunks of ``chunk_size`` frames (memory stays flat with clip
-length). Every chunk frame starts from the pose of the nearest shape-pass frame, and
+One shape per clip: it is fitted first on up to ``shape_frames`` frames spread over the
+clip, then frozen while the clip's poses are fitted in chunks of ``chunk_size`` frames
+(memory stays flat with clip length). Every chunk frame starts from the pose of the nearest shape-pass frame, and
 each chunk is warm-started from the previous one's last frame.
 
 The optimisation runs on one torch thread (its tensors are small, so more threads only
@@ -52,13 +55,14 @@ class FitSettings:
     shape_learning_rate: float = 0.02  # for the shape's logits
     weights: dict = field(default_factory=lambda: {
         "pose_3d": 1.0, "pose_2d": 4.0, "hand_2d": 1.0, "hand_3d": 0.5,
-        "silhouette_inside": 2.0, "silhouette_cover": 8.0,
+        "silhouette_inside": 200.0, "silhouette_cover": 30.0,
         "body_prior": 2e-4, "hand_prior": 1e-4, "knee": 1e-2, "shape_prior": 1e-3, "smooth": 40.0,
     })
     robust_sigma: float = 0.05  # GMoF scale, in bounding-box heights
     min_hand_score: float = 0.5
     silhouette_points: int = 600  # surface points matched to the segmentation
     outline_points: int = 96  # segmentation outline samples per frame
+    rematch_every: int = 5  # optimiser steps between matchings of outline samples to surface points
 
     @classmethod
     def for_image(cls) -> "FitSettings":
@@ -110,7 +114,9 @@ class _Silhouettes:
     ``inside(pixels)``: each projected surface point's distance to the segmentation, read
     bilinearly from the distance transform of the mask's outside (0 inside). ``cover(pixels)``:
     for each of ``outline_points`` samples of the segmentation's largest outer contour, the
-    squared distance to the nearest projected surface point. Both in image pixels; the
+    squared distance to its matched projected surface point, the nearest one when last
+    matched (``rematch``; matching is most of the term's cost, and the points move little
+    between steps, so the optimiser rematches every few steps, as ICP does). Both in image pixels; the
     loss divides them by the bounding-box height. ``present`` is 0 for frames without a
     segmentation (an empty mask), which then add nothing.
     """
@@ -131,6 +137,7 @@ class _Silhouettes:
         self.distance = torch.from_numpy(np.stack(distances))[:, None] / self.to_mask.mean()
         self.outline = (torch.from_numpy(np.stack(outlines)) + 0.5) / self.to_mask - 0.5
         self.present = torch.tensor(present, dtype=torch.float32)
+        self._matched = None
 
     def inside(self, pixels: torch.Tensor) -> torch.Tensor:
         """(T, N, 2) image pixels -> (T, N) distance to the segmentation, image pixels."""
@@ -141,12 +148,13 @@ class _Silhouettes:
                                                   padding_mode="border", align_corners=True)
         return sampled[:, 0, :, 0]
 
-    def cover(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(T, N, 2) image pixels -> (T, C) squared distance of each outline sample to the
-        nearest projected point, image pixels squared."""
-        with torch.no_grad():
-            nearest = torch.cdist(self.outline, pixels).argmin(dim=2)  # (T, C)
-        closest = pixels.gather(1, nearest[..., None].expand(-1, -1, 2))
+    def cover(self, pixels: torch.Tensor, rematch: bool = True) -> torch.Tensor:
+        """(T, N, 2) image pixels -> (T, C) squared distance of each outline sample to its
+        matched projected point, image pixels squared."""
+        if rematch or self._matched is None:
+            with torch.no_grad():
+                self._matched = torch.cdist(self.outline, pixels).argmin(dim=2)  # (T, C)
+        closest = pixels.gather(1, self._matched[..., None].expand(-1, -1, 2))
         return (self.outline - closest).pow(2).sum(-1)
 
 
@@ -284,27 +292,30 @@ class BodyFitter:
         body_pose.requires_grad_(True)
         hand_pose.requires_grad_(True)
         silhouettes = None
-        if fit_shape and (s.weights["silhouette_inside"] > 0 or s.weights["silhouette_cover"] > 0):
+        if s.weights["silhouette_inside"] > 0 or s.weights["silhouette_cover"] > 0:
             silhouettes = _Silhouettes(det, frames, camera, s.outline_points)
             if self._surface_ids is None:
                 self._surface_ids = surface_point_ids(body, s.silhouette_points)
 
-        def params_with(transl):
-            return BodyParams(torch.sigmoid(shape_logit), orient, body_pose, hand_pose, transl)
+        def params_with(transl, shape=None):
+            return BodyParams(torch.sigmoid(shape_logit) if shape is None else shape, orient, body_pose, hand_pose,
+                              transl)
 
-        # stage 1: relative 3D pose and facing (translation-free terms only)
+        # stage 1: relative 3D pose and facing (translation-free terms only, the shape held)
         zero_t = torch.zeros(n, 3)
+        held_shape = torch.sigmoid(shape_logit).detach()
         rot_vars = [orient, body_pose, hand_pose]
         opt = torch.optim.Adam(rot_vars, lr=s.learning_rate, fused=True)
         for _ in range(iterations[0]):
             opt.zero_grad()
-            loss = self._loss(params_with(zero_t), tg, camera, use_2d=False, fit_shape=False)
+            params = params_with(zero_t, held_shape)
+            loss = self._loss(params, body.keypoints(params), tg, camera, use_2d=False, fit_shape=False)
             loss.backward()
             opt.step()
 
         # closed-form root position, then everything jointly
         with torch.no_grad():
-            kp = body.keypoints(params_with(zero_t))
+            kp = body.keypoints(params_with(zero_t, held_shape))
             transl0 = _solve_translation(kp[:, _MODEL_IDS], tg.x2d, tg.vis, camera)
         uv = ((transl0[:, :2] / transl0[:, 2:]) * torch.tensor([camera.fx, camera.fy]) / camera.height).clone()
         log_z = transl0[:, 2:].log().clone()
@@ -321,33 +332,38 @@ class BodyFitter:
         if fit_shape:
             groups.append({"params": [shape_logit], "lr": s.shape_learning_rate})
         opt = torch.optim.Adam(groups, lr=s.learning_rate * 0.5, fused=True)
-        for _ in range(iterations[1]):
+        for step in range(iterations[1]):
             opt.zero_grad()
             params = params_with(transl_now())
-            loss = self._loss(params, tg, camera, use_2d=True, fit_shape=fit_shape)
-            if silhouettes is not None:
-                loss = loss + self._silhouette_loss(params, tg, silhouettes, camera)
+            if silhouettes is None:
+                loss = self._loss(params, body.keypoints(params), tg, camera, use_2d=True, fit_shape=fit_shape)
+            else:
+                kp, surface = body.keypoints_and_vertices(params, self._surface_ids)
+                loss = self._loss(params, kp, tg, camera, use_2d=True, fit_shape=fit_shape)
+                rematch = step % s.rematch_every == 0
+                loss = loss + self._silhouette_loss(surface, tg, silhouettes, camera, rematch)
             loss.backward()
             opt.step()
         return params_with(transl_now()).detach()
 
-    def _silhouette_loss(self, params: BodyParams, tg: _Targets, silhouettes: _Silhouettes,
-                         camera: CameraIntrinsics) -> torch.Tensor:
+    def _silhouette_loss(self, surface: torch.Tensor, tg: _Targets, silhouettes: _Silhouettes,
+                         camera: CameraIntrinsics, rematch: bool) -> torch.Tensor:
         w = self.settings.weights
         sigma = self.settings.robust_sigma
-        pixels = camera.project(self.body.surface_points(params, self._surface_ids))
+        pixels = camera.project(surface)
         scale = tg.scale[:, None]
         present = silhouettes.present
         frames = present.sum().clamp(min=1.0)
         inside = (silhouettes.inside(pixels) / scale).pow(2).mean(1)
-        cover = _gmof(silhouettes.cover(pixels) / scale.pow(2), sigma).mean(1)
+        cover = _gmof(silhouettes.cover(pixels, rematch) / scale.pow(2), sigma).mean(1)
         return (w["silhouette_inside"] * (present * inside).sum() + w["silhouette_cover"] * (present * cover).sum()) \
             / frames * 100.0
 
-    def _loss(self, params: BodyParams, tg: _Targets, camera: CameraIntrinsics, use_2d: bool, fit_shape: bool):
+    def _loss(self, params: BodyParams, kp: torch.Tensor, tg: _Targets, camera: CameraIntrinsics, use_2d: bool,
+              fit_shape: bool):
+        """The keypoint terms and priors of ``params`` with keypoints ``kp``."""
         w = self.settings.weights
         sigma = self.settings.robust_sigma
-        kp = self.body.keypoints(params)
         body_kp = kp[:, _MODEL_IDS]
         rel = body_kp - kp[:, _MODEL_HIPS].mean(1, keepdim=True)
         vis_sum = tg.vis.sum().clamp(min=1.0)

@@ -1,0 +1,110 @@
+"""The reference person's appearance: a filled UV texture (:mod:`texture.atlas` convention).
+
+The reference photo is baked through its own fit (:mod:`texture.bake`). When more views of
+the same person are given (:class:`TextureViews`: other photos, or videos such as a
+turn-around clip or, in self-reenactment, the driving video itself), each is fitted
+(:func:`champ3d.guidance.fit_media`) and baked through its own fit (every ``every``-th
+frame of a video, at most :data:`MAX_VIDEO_BAKES` frames spread over it; frames where the
+person was lost are skipped), and all bakes are fused per texel with the reference's
+(:mod:`texture.fusion`, a confidence-weighted robust median). In-filling
+(:mod:`texture.infill`) then only completes what no view saw.
+
+A folder of images is read as a video (frames of one clip); give unrelated photos as
+separate files, so that each is fitted on its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from champ3d.body.base import BodyModel
+from champ3d.detect.mediapipe_person import PersonDetections
+from champ3d.errors import Champ3dInputError
+from champ3d.fitting.fitter import BodyFit
+from champ3d.io.frames import open_frames
+from texture.atlas import UVAtlas
+from texture.bake import TextureSample, bake_texture
+from texture.fusion import fuse_textures
+from texture.infill import fill_texture
+
+#: Bakes kept from one video (each holds a float32 atlas: 16 MiB at 1024 texels).
+MAX_VIDEO_BAKES = 48
+
+
+@dataclass(frozen=True)
+class TextureViews:
+    """More views of the reference person to fuse into its texture."""
+
+    paths: Tuple[Path, ...] = ()
+    every: int = 10  # bake every n-th frame of a video
+
+    def __post_init__(self):
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise Champ3dInputError("--texture-every", f"must be a positive integer, got {self.every!r}")
+
+
+def frames_to_bake(found: np.ndarray, every: int, limit: int = MAX_VIDEO_BAKES) -> np.ndarray:
+    """Indices of the frames of a clip to bake: every ``every``-th frame where the person
+    was found (``found``, (T,) bool), thinned evenly to at most ``limit``."""
+    candidates = np.flatnonzero(found[::every]) * every
+    if len(candidates) > limit:
+        candidates = candidates[np.unique(np.linspace(0, len(candidates) - 1, limit).round().astype(int))]
+    return candidates
+
+
+def bake_fitted(path, fit: BodyFit, detections: PersonDetections, body: BodyModel, atlas: UVAtlas,
+                frames: Sequence[int]) -> List[TextureSample]:
+    """Bake ``frames`` of the media at ``path`` (streamed, never all held) through ``fit``."""
+    wanted = set(int(i) for i in frames)
+    if not wanted:
+        return []
+    samples = []
+    source = open_frames(path, max_frames=max(wanted) + 1)
+    for index, image in enumerate(tqdm(source, desc=f"bake {Path(path).name}", unit="frame", leave=False)):
+        if index not in wanted:
+            continue
+        with torch.no_grad():
+            vertices = body(fit.params.select(slice(index, index + 1))).vertices[0].numpy()
+        samples.append(bake_texture(image, detections.full_mask(index), vertices, fit.camera, atlas))
+    return samples
+
+
+def bake_views(views: TextureViews, body: BodyModel, atlas: UVAtlas) -> Tuple[List[TextureSample], List[dict]]:
+    """Fit and bake every media of ``views``; the samples and, per media, what was used."""
+    from champ3d.guidance import fit_media
+
+    samples, records = [], []
+    for path in views.paths:
+        fitted = fit_media(path, body)
+        frames = frames_to_bake(fitted.detections.found, views.every)
+        if len(frames) == 0:
+            raise Champ3dInputError(path, "the person is not found in any frame that would be baked")
+        samples += bake_fitted(path, fitted.fit, fitted.detections, body, atlas, frames)
+        records.append({"path": str(path), "frames": fitted.detections.num_frames, "baked": frames.tolist()})
+    return samples, records
+
+
+def reference_texture(image: np.ndarray, fit: BodyFit, detections: PersonDetections, body: BodyModel,
+                      atlas_size: int, views: TextureViews | None = None, where=None) -> Tuple[np.ndarray, dict]:
+    """The filled uint8 (A, A, 3) texture of the reference (frame 0 of ``fit`` on ``image``,
+    fused with ``views`` when given), and numbers about it: the fraction of atlas texels
+    the reference saw, and that all views together saw."""
+    atlas = UVAtlas.from_body(body, atlas_size)
+    with torch.no_grad():
+        vertices = body(fit.params.select(slice(0, 1))).vertices[0].numpy()
+    reference = bake_texture(image, detections.full_mask(0), vertices, fit.camera, atlas)
+    seen = atlas.gather(reference.confidence) > 0
+    if not seen.any():
+        raise Champ3dInputError(where, "the fitted body covers no visible part of the person; nothing to texture")
+    info = {"atlas_size": atlas.size, "texels_seen": float(seen.mean())}
+    sample = reference
+    if views is not None and views.paths:
+        others, records = bake_views(views, body, atlas)
+        sample = fuse_textures([reference, *others])
+        info |= {"views": records, "texels_seen_fused": float((atlas.gather(sample.confidence) > 0).mean())}
+    return fill_texture(sample, atlas), info
