@@ -155,11 +155,6 @@ def rendered_frames(fit: BodyFit, body: BodyModel, renderer: TexturedRenderer, c
 
 # -- the command -------------------------------------------------------------------------
 
-def driving_frame_rate(summary: dict):
-    """The driving video's exact frame rate (a fraction string), or DEFAULT_FPS."""
-    return summary["driving"].get("frame_rate") or DEFAULT_FPS
-
-
 def render_animation(folder: Path, fit: BodyFit, body: BodyModel, renderer: TexturedRenderer,
                      cameras: PerspectiveCameras, *, plate: Optional[np.ndarray] = None,
                      video_name: str = "animation.mp4", fps=DEFAULT_FPS, guidance: bool = False) -> None:
@@ -204,7 +199,7 @@ def animate(ref: Path, driving: Path, out: Path, body: BodyModel, settings: Anim
         tmp = Path(tmp)
         guidance = make_guidance(ref, driving, tmp, body, size=settings.size, max_frames=settings.max_frames,
                                  align_settings=settings.align, overwrite=True)
-        fps = driving_frame_rate(guidance)
+        fps = GuidanceFolder(tmp).frame_rate or DEFAULT_FPS
         rendered = animate_guidance(tmp, tmp, read_image(ref), body, settings, fps, where=ref)
         summary = {
             "frames": rendered["frames"],

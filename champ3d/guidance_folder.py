@@ -5,7 +5,8 @@ Layout (written by :func:`champ3d.guidance.make_guidance`; Champ's
 
     DIR/<type>/NNNN.png   one PNG per frame for each type in KNOWN_TYPES present
     DIR/ref.png           optional: the reference image at the guidance size
-    DIR/qc.json           optional: champ3d's QC summary; ``driving.fps`` is the video's fps
+    DIR/qc.json           optional: champ3d's QC summary; ``driving.frame_rate`` is the
+                          driving video's exact frame rate (a fraction string)
 
 A folder is valid when at least one guidance type is present, every present type holds the
 same number of frames, and all frames of all types have one size. Frames are read on
@@ -31,8 +32,8 @@ _FRAME_NAME = re.compile(r"^\d+\.(png|jpg|jpeg)$", re.IGNORECASE)
 
 class GuidanceFolder:
     """A validated guidance folder. ``types`` are the guidance types present, in
-    KNOWN_TYPES order (or those asked for); ``size`` is (H, W); ``fps`` is None when
-    the folder does not record it."""
+    KNOWN_TYPES order (or those asked for); ``size`` is (H, W); ``frame_rate`` is None
+    when the folder does not record it."""
 
     def __init__(self, path, types: Optional[Sequence[str]] = None):
         self.path = Path(path)
@@ -72,11 +73,12 @@ class GuidanceFolder:
         return self.num_frames
 
     @property
-    def fps(self) -> Optional[float]:
+    def frame_rate(self) -> Optional[str]:
+        """The driving video's exact frame rate (e.g. ``"30000/1001"``), as qc.json records it."""
         qc = self.path / "qc.json"
         if not qc.is_file():
             return None
-        return json.loads(qc.read_text()).get("driving", {}).get("fps")
+        return json.loads(qc.read_text(encoding="utf-8")).get("driving", {}).get("frame_rate")
 
     @property
     def reference_image(self) -> Optional[Path]:

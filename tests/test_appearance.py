@@ -84,3 +84,18 @@ def test_texture_views_are_checked_before_any_work(turn_photos, tmp_path, capsys
                  "--texture-views", str(missing)]) == 2
     assert str(missing) in capsys.readouterr().err
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_job_case_with_a_camera_path_and_texture_views(turn_photos, real_fixtures, tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text(f"output: out\ncases:\n  - {{name: turn, ref: {turn_photos[FRONT]}, driving: {real_fixtures / UBC}, "
+                   f"max_frames: 4, size: 96, atlas_size: 256, camera_path: 'orbit:views=4', "
+                   f"texture_views: [{turn_photos[BACK]}]}}\n")
+    assert main(["batch", str(job)]) == 0
+    assert open_frames(tmp_path / "out" / "turn" / "video.mp4").num_frames == 4
+    record = json.loads((tmp_path / "out" / "turn" / "run.json").read_text())
+    assert record["status"] == "done" and record["settings"]["texture_views"] == [str(turn_photos[BACK])]
+    (generated,) = (tmp_path / "out" / ".cache" / "generate").glob("*/texture.png")
+    masks = [cv2.imread(str(generated.parent / "mask" / f"{k:04d}.png"), cv2.IMREAD_GRAYSCALE) > 0 for k in range(4)]
+    iou = [(masks[0] & m).sum() / (masks[0] | m).sum() for m in masks]
+    assert iou[1] < 0.5 and iou[3] < 0.5, iou  # a quarter turn: the camera sees the body's sides

@@ -22,10 +22,10 @@ def _write(folder, kind, count, size=(24, 16), grey=False):
 def test_reads_frames_in_numeric_order_and_expands_grey(tmp_path):
     _write(tmp_path, "depth", 12, grey=True)
     _write(tmp_path, "normal", 12)
-    (tmp_path / "qc.json").write_text(json.dumps({"driving": {"fps": 25.0}}))
+    (tmp_path / "qc.json").write_text(json.dumps({"driving": {"fps": 29.97, "frame_rate": "30000/1001"}}))
     folder = GuidanceFolder(tmp_path)
     assert folder.types == ("depth", "normal") and len(folder) == 12 and folder.size == (24, 16)
-    assert folder.fps == 25.0 and folder.reference_image is None
+    assert folder.frame_rate == "30000/1001" and folder.reference_image is None
     assert folder.frame_path("depth", 10).name == "0010.png"
     depth = folder.read("depth", 3)
     expected = np.asarray(Image.open(tmp_path / "depth" / "0003.png"))

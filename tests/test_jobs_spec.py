@@ -120,6 +120,14 @@ def test_missing_input_names_case_field_and_path(job_dir):
     ("generator: champ, weights: weights, atlas_size: 512", "atlas_size", "only the mesh generator reads it"),
     ("weights: photo.jpg, generator: champ", "weights", "is not a folder"),
     ("ref_frame: 3", "ref_frame", "is a still image"),
+    ("camera_path: 'orbit:views=0'", "camera_path", "views: must be a positive integer"),
+    ("camera_path: 'orbit:views=12'", "camera_path", "cannot be evaluated against the ground truth"),
+    ("camera_path: nowhere.yaml", "camera_path", "nowhere.yaml"),
+    ("texture_views: [gone.mp4]", "texture_views[0]", "gone.mp4 does not exist"),
+    ("texture_views: ubc.mp4", "texture_views", "must be a non-empty list of strings"),
+    ("texture_every: 0", "texture_every", "must be an integer >= 1"),
+    ("generator: champ, weights: weights, texture_views: [ubc.mp4]", "texture_views",
+     "only the mesh generator reads it"),
 ])
 def test_bad_values_name_case_and_field(job_dir, override, field, problem):
     path = write_job(job_dir, f"output: o\ncases:\n  - {{name: a, ref: photo.jpg, driving: dance.mp4, gt: ubc.mp4, "
@@ -160,6 +168,23 @@ def test_background_image_and_protocol_file_resolve_against_the_job_folder(job_d
                                       "gt: ubc.mp4, background: backdrop.png, protocol: proto.yaml}\n"))
     assert job.cases[0].background == str(job_dir / "backdrop.png")
     assert job.cases[0].protocol == str(job_dir / "proto.yaml")
+
+
+def test_camera_path_and_texture_views_enter_the_generate_stage(job_dir):
+    from champ3d.jobs.generators import GENERATORS
+
+    (job_dir / "turn.yaml").write_text("type: orbit\nviews: 8\nelevation: 10\n")
+    job = load_job(write_job(job_dir, "output: o\ncases:\n  - {name: a, ref: photo.jpg, driving: dance.mp4, "
+                                      "camera_path: turn.yaml, texture_views: [ubc.mp4, photo.jpg], "
+                                      "texture_every: 5}\n"))
+    case = job.cases[0]
+    assert case.camera_path == str(job_dir / "turn.yaml")
+    assert case.texture_views == (job_dir / "ubc.mp4", job_dir / "photo.jpg")
+    mesh = GENERATORS["mesh"]
+    settings = mesh.settings(case, "a")
+    assert settings["camera_path"]["views"] == 8 and settings["camera_path"]["elevation"] == 10
+    assert (settings["texture_views"], settings["texture_every"]) == (2, 5)
+    assert mesh.inputs(case) == {"texture_view_0": job_dir / "ubc.mp4", "texture_view_1": job_dir / "photo.jpg"}
 
 
 def test_shards_take_cases_by_index_modulo_n(job_dir):

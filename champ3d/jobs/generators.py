@@ -1,9 +1,11 @@
 """The generators a job can name (``generator:``), as the ``generate`` stage runs them.
 
 - ``mesh`` (weight-free, :mod:`champ3d.animation`): the reference photo's texture baked
-  onto the reference fit (``atlas_size``), the aligned body rendered textured through the
-  guidance camera and composited over the ``background`` (``inpaint``, ``#RRGGBB`` or an
-  image file; :mod:`champ3d.background`);
+  onto the reference fit (``atlas_size``) and fused with ``texture_views`` (every
+  ``texture_every``-th frame of a video; :mod:`champ3d.appearance`), the aligned body
+  rendered textured through the guidance camera, or along ``camera_path``
+  (:mod:`render.camera_paths`), and composited over the ``background`` (``inpaint``,
+  ``#RRGGBB`` or an image file; :mod:`champ3d.background`);
 - ``champ`` (:mod:`champ3d.generators.champ`): Champ's diffusion pipeline on the guidance
   folder, with the ``weights`` folder and ``generator_config`` overrides of
   ``configs/generate/champ.yaml``; the case's ``seed`` seeds its noise.
@@ -30,7 +32,8 @@ from champ3d.errors import Champ3dInputError
 #: The generated video in the generate stage's result folder.
 VIDEO = "video.mp4"
 # Case keys each generator reads, beyond those every case has.
-_OWN_KEYS = {"mesh": ("atlas_size", "background"), "champ": ("weights", "generator_config")}
+_OWN_KEYS = {"mesh": ("atlas_size", "background", "camera_path", "texture_views", "texture_every"),
+             "champ": ("weights", "generator_config")}
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,18 @@ def _background(case, where: str):
         raise Champ3dInputError(field, error.problem if error.where == field else str(error)) from error
 
 
+def _camera_path(case, where: str):
+    from render.camera_paths import camera_path_from_text
+
+    if case.camera_path is None:
+        return None
+    field = f"{where}.camera_path"
+    try:
+        return camera_path_from_text(case.camera_path, where=field)
+    except Champ3dInputError as error:
+        raise Champ3dInputError(field, str(error) if error.where != field else error.problem) from error
+
+
 def _mesh_settings(case, where: str) -> dict:
     from texture.atlas import check_atlas_size
 
@@ -68,18 +83,28 @@ def _mesh_settings(case, where: str) -> dict:
     except Champ3dInputError as error:
         raise Champ3dInputError(f"{where}.atlas_size", error.problem) from error
     spec = _background(case, where)
-    return {"atlas_size": atlas_size, "background": {"kind": spec.kind, "colour": spec.colour}}
+    path = _camera_path(case, where)
+    if path is not None and case.gt is not None:
+        raise Champ3dInputError(f"{where}.camera_path", "a moving camera cannot be evaluated against the ground "
+                                                        "truth's fixed camera; drop gt or camera_path")
+    return {"atlas_size": atlas_size, "background": {"kind": spec.kind, "colour": spec.colour},
+            "camera_path": None if path is None else dataclasses.asdict(path),
+            "texture_views": len(case.texture_views), "texture_every": case.texture_every}
 
 
 def _mesh_inputs(case) -> dict[str, Path]:
     spec = _background(case, case.name)
-    return {"background": spec.image} if spec.image is not None else {}
+    inputs = {"background": spec.image} if spec.image is not None else {}
+    return inputs | {f"texture_view_{i}": path for i, path in enumerate(case.texture_views)}
 
 
 def _mesh_generate(body, case, folder, reference: np.ndarray, out: Path, fps) -> None:
     from champ3d.animation import AnimationSettings, animate_guidance
+    from champ3d.appearance import TextureViews
 
-    settings = AnimationSettings(size=case.size, atlas_size=case.atlas_size, background=_background(case, case.name))
+    settings = AnimationSettings(size=case.size, atlas_size=case.atlas_size, background=_background(case, case.name),
+                                 camera_path=_camera_path(case, case.name),
+                                 texture_views=TextureViews(case.texture_views, case.texture_every))
     animate_guidance(folder.path, out, reference, body, settings, fps, video_name=VIDEO, where=case.ref)
 
 

@@ -214,7 +214,8 @@ class JobRunner:
         for planned in self.plan(case):
             inputs.update({name: value for name, value in planned.record["inputs"].items()
                            if not name.startswith("weights/")})
-        settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(case).items()}
+        plain = lambda v: str(v) if isinstance(v, Path) else [plain(x) for x in v] if isinstance(v, tuple) else v
+        settings = {k: plain(v) for k, v in dataclasses.asdict(case).items()}
         record = {
             "case": case.name, "status": status, "job": str(self.job.source),
             "settings": settings, "seed": case.seed, "inputs": inputs,

@@ -24,8 +24,13 @@ the job file's folder. Case keys:
     with the generated ones.
 ``generator`` (default ``mesh``)
     one of :data:`champ3d.jobs.generators.GENERATORS`. The ``mesh`` generator reads
-    ``atlas_size`` (default 1024) and ``background`` (``inpaint`` (default), ``#RRGGBB`` or
-    an image file); ``champ`` reads ``weights`` (its weights folder, required) and
+    ``atlas_size`` (default 1024), ``background`` (``inpaint`` (default), ``#RRGGBB`` or
+    an image file), ``camera_path`` (a camera-path YAML file or a shortcut such as
+    ``orbit:views=120``; :mod:`render.camera_paths`), ``texture_views`` (a list of more
+    photos or videos of the reference person to fuse into its texture) and
+    ``texture_every`` (default 10; :mod:`champ3d.appearance`). Evaluating a
+    self-reenactment whose ``texture_views`` include the ground-truth clip measures
+    nothing but the fusion: keep them apart. ``champ`` reads ``weights`` (its weights folder, required) and
     ``generator_config`` (overrides of ``configs/generate/champ.yaml``). A case that sets a
     key only the other generator reads is an error (in ``defaults`` such keys are allowed:
     they serve the cases that use that generator).
@@ -88,6 +93,9 @@ class CaseSpec:
     generator: str = "mesh"
     atlas_size: int = 1024
     background: str = "inpaint"
+    camera_path: Optional[str] = None
+    texture_views: tuple[Path, ...] = ()
+    texture_every: int = 10
     generator_config: dict = dataclasses.field(default_factory=dict)
     weights: Optional[Path] = None
     size: int = 512
@@ -158,6 +166,12 @@ def _boolean(value, where):
     return value
 
 
+def _string_list(value, where):
+    if not isinstance(value, list) or not value:
+        _fail(where, f"must be a non-empty list of strings, got {value!r}")
+    return [_string(item, f"{where}[{i}]") for i, item in enumerate(value)]
+
+
 def _optional(check: Callable) -> Callable:
     return lambda value, where: None if value is None else check(value, where)
 
@@ -220,6 +234,9 @@ _CASE_FIELDS: dict[str, Callable] = {
     "generator": _choice(_generators),
     "atlas_size": _integer(1),
     "background": _string,
+    "camera_path": _optional(_string),
+    "texture_views": _string_list,
+    "texture_every": _integer(1),
     "generator_config": _mapping_any,
     "weights": _optional(_string),
     "size": _integer(8),
@@ -283,6 +300,13 @@ def _case(entry: Any, index: int, defaults: dict, source: Path) -> CaseSpec:
     background = values.get("background", "inpaint")
     if background != "inpaint" and not background.startswith("#"):  # an image file
         values["background"] = str(_resolve(base, background))
+    if (values.get("camera_path") or "").endswith((".yaml", ".yml")):
+        values["camera_path"] = str(_resolve(base, values["camera_path"]))
+    if "texture_views" in values:
+        values["texture_views"] = tuple(_resolve(base, text) for text in values["texture_views"])
+        for i, path in enumerate(values["texture_views"]):
+            if not path.exists():
+                _fail(f"{label}.texture_views[{i}]", f"{path} does not exist")
     protocol = values.get("protocol", DEFAULT_PROTOCOL)
     if protocol.endswith((".yaml", ".yml")):
         values["protocol"] = str(_resolve(base, protocol))

@@ -27,7 +27,6 @@ control). Times, process ids and hosts go to the manifests (:mod:`champ3d.jobs.c
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -166,13 +165,13 @@ def _run_guidance(ctx: StageContext, case: CaseSpec, upstream: dict, out: Path) 
 # ------------------------------------------------------------------------------ generate
 
 def _run_generate(ctx: StageContext, case: CaseSpec, upstream: dict, out: Path) -> dict:
-    from champ3d.animation import driving_frame_rate
+    from champ3d.animation import DEFAULT_FPS
     from champ3d.guidance_folder import GuidanceFolder
     from champ3d.io.images import read_image
 
     folder = GuidanceFolder(upstream["guidance"] / "guidance")
     reference = read_image(upstream["fit_reference"] / "reference.png")
-    fps = driving_frame_rate(json.loads((folder.path / "qc.json").read_text(encoding="utf-8")))
+    fps = folder.frame_rate or DEFAULT_FPS
     GENERATORS[case.generator].generate(ctx.body, case, folder, reference, out, fps)
     return {"frames": folder.num_frames, "size": list(folder.size), "fps": str(fps)}
 
