@@ -143,21 +143,34 @@ vec3 unit_normal() {
     return len > 0.0 ? cam_normal / len : vec3(0.0);
 }
 
-// Barycentric weights of the face's three corners at cam_position (perspective-correct).
-vec3 barycentrics() {
+// The face's first corner, its two edges from it and their cross product, camera frame.
+struct FaceFrame { vec3 a; vec3 e1; vec3 e2; vec3 n; float nn; };
+
+FaceFrame face_frame() {
     int base = frame * num_render_verts;
     int face = gl_PrimitiveID;
-    vec3 a = cam_pos[base + int(faces[3 * face])].xyz;
-    vec3 e1 = cam_pos[base + int(faces[3 * face + 1])].xyz - a;
-    vec3 e2 = cam_pos[base + int(faces[3 * face + 2])].xyz - a;
-    vec3 n = cross(e1, e2);
-    float nn = dot(n, n);
-    if (nn <= 0.0) return vec3(1.0 / 3.0);
-    vec3 x = cam_position - a;
-    float b1 = dot(cross(x, e2), n) / nn;
-    float b2 = dot(cross(e1, x), n) / nn;
-    vec3 b = max(vec3(1.0 - b1 - b2, b1, b2), 0.0);  // pixels on an edge may land a hair outside
-    return b / (b.x + b.y + b.z);
+    FaceFrame f;
+    f.a = cam_pos[base + int(faces[3 * face])].xyz;
+    f.e1 = cam_pos[base + int(faces[3 * face + 1])].xyz - f.a;
+    f.e2 = cam_pos[base + int(faces[3 * face + 2])].xyz - f.a;
+    f.n = cross(f.e1, f.e2);
+    f.nn = dot(f.n, f.n);
+    return f;
+}
+
+// Change of the barycentric coordinates over a step d within the face's plane.
+vec3 barycentric_change(FaceFrame f, vec3 d) {
+    if (f.nn <= 0.0) return vec3(0.0);
+    float b1 = dot(cross(d, f.e2), f.n) / f.nn;
+    float b2 = dot(cross(f.e1, d), f.n) / f.nn;
+    return vec3(-b1 - b2, b1, b2);
+}
+
+// Barycentric weights of the face's three corners at cam_position (perspective-correct).
+vec3 barycentrics(FaceFrame f) {
+    if (f.nn <= 0.0) return vec3(1.0 / 3.0);
+    vec3 b = max(vec3(1.0, 0.0, 0.0) + barycentric_change(f, cam_position - f.a), 0.0);  // edge pixels may
+    return b / (b.x + b.y + b.z);                                                      // land a hair outside
 }
 """
 
@@ -171,7 +184,7 @@ layout(location = 3) out vec4 attributes[NUM_ATTRIBUTE_TARGETS];
 #endif
 void main() {
     face_plus_one = gl_PrimitiveID + 1;
-    vec3 bary = barycentrics();
+    vec3 bary = barycentrics(face_frame());
     bary_z = vec4(bary, cam_position.z);
     normal = vec4(unit_normal(), 0.0);
 #if NUM_ATTRIBUTE_TARGETS > 0

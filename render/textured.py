@@ -23,8 +23,11 @@ colour and its coverage are smoothed:
 
 Each pass runs over the previous one's output list, sized on the GPU (indirect dispatch),
 so the CPU waits once per pass of frames. Pixels where two contour segments meet (corners)
-take the nearer one's half-plane, so they are approximate. The texture is sampled without
-mipmaps: a texture much finer than the rendered body aliases.
+take the nearer one's half-plane, so they are approximate. The texture is sampled
+trilinearly from mipmaps down to level :data:`MAX_MIP_LEVEL`, so a texture much finer than
+the rendered body does not alias; a level-``L`` texel averages ``2**L`` texels a side,
+which stays inside an island and its gutter when the gutter is at least ``2**L`` texels
+wide (:data:`texture.infill.GUTTER`).
 
 The texture convention is :mod:`texture.atlas`'s: (A, A, 3) RGB (uint8, or float in
 [0, 1]), row 0 at v = 1, texel (r, c) centred at ``uv = ((c + 0.5) / A, 1 - (r + 0.5) / A)``
@@ -66,6 +69,9 @@ DEPTH_TOLERANCE = 12.0
 #: Pixels a contour can touch lie within half a pixel diagonal of it.
 REACH = 0.7072
 
+#: Coarsest mipmap level sampled (level L averages 2**L texels a side).
+MAX_MIP_LEVEL = 3
+
 #: Bits of a pixel's contour key holding the edge index (the rest hold the distance).
 EDGE_BITS = 20
 
@@ -75,10 +81,18 @@ uniform sampler2D uv_texture;
 layout(location = 3) out vec3 colour;
 void main() {
     write_champ_maps();
-    vec3 b = barycentrics();
     int f = 3 * gl_PrimitiveID;
-    vec2 uv = b.x * corner_uv[f] + b.y * corner_uv[f + 1] + b.z * corner_uv[f + 2];
-    colour = texture(uv_texture, vec2(uv.x, 1.0 - uv.y)).rgb;  // texture row 0 (GL t = 0) is v = 1
+    mat3x2 uvs = mat3x2(corner_uv[f], corner_uv[f + 1], corner_uv[f + 2]);
+    FaceFrame face = face_frame();
+    vec2 uv = uvs * barycentrics(face);
+    // the pixel's footprint in texels picks the mipmap level (GL's isotropic rule); it comes
+    // from the screen-space derivatives of cam_position, as those of values computed from
+    // the face data are unreliable in a quad's helper lanes
+    vec2 texels = vec2(textureSize(uv_texture, 0));
+    vec2 along_x = uvs * barycentric_change(face, dFdx(cam_position)) * texels;
+    vec2 along_y = uvs * barycentric_change(face, dFdy(cam_position)) * texels;
+    float lod = 0.5 * log2(max(max(dot(along_x, along_x), dot(along_y, along_y)), 1.0));
+    colour = textureLod(uv_texture, vec2(uv.x, 1.0 - uv.y), lod).rgb;  // texture row 0 (GL t = 0) is v = 1
 }
 """
 
@@ -434,8 +448,9 @@ class TexturedRenderer:
         if self._texture is None or self._texture.size != (width, height):
             self._texture = self.rasterizer.context.texture((width, height), 3, dtype="f1")
             self._texture.repeat_x = self._texture.repeat_y = False
-            self._texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
+            self._texture.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
         self._texture.write(image.tobytes(), alignment=1)
+        self._texture.build_mipmaps(0, MAX_MIP_LEVEL)
 
     def __call__(self, verts: np.ndarray, cameras: PerspectiveCameras,
                  out: Optional[TexturedMaps] = None) -> TexturedMaps:

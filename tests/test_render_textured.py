@@ -132,6 +132,18 @@ def test_gradient_texture_is_sampled_bilinearly_at_the_interpolated_uv():
     assert np.all(got[:, 2] == 77)
 
 
+def test_a_texture_finer_than_the_pixels_is_averaged_not_aliased():
+    """A one-texel checker five texels per pixel: mipmaps give its mean grey; lookups in the
+    finest level alone would hit texel centres (this size puts every pixel centre on one)
+    and give black and white pixels."""
+    checker = (np.indices((5 * H, 5 * W)).sum(0) % 2 * 255).astype(np.uint8)
+    texture = np.repeat(checker[..., None], 3, axis=2)
+    quad = quad_at_pixels(-0.5, 63.5, -0.5, 47.5)
+    maps = TexturedRenderer(QUAD_FACES, [0, 0], QUAD_UVS[QUAD_FACES], texture, (H, W))(quad[None], camera())
+    grey = maps.colour[0].astype(np.float64)
+    assert abs(grey.mean() - 127.5) < 3 and grey.std() < 6, (grey.mean(), grey.std())
+
+
 def test_straight_edges_get_their_exact_area_coverage():
     # columns: the quad starts at u = 10.3 (pixel 10 covered 0.2, its centre outside) and
     # ends at u = 40.85 (pixel 41 covered 0.35); rows 12.5 .. 30.5 exactly on pixel borders

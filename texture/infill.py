@@ -13,8 +13,9 @@ Steps, each only touching texels the previous ones left unset:
    texels keep their colour exactly. An island with no set texel at all takes, per texel,
    the colour of the nearest set texel on the rest-pose surface (the UV layout says
    nothing about its neighbours there).
-4. **Gutter**: texels outside islands within ``gutter`` texels of one copy the nearest
-   island texel, so that bilinear lookups at island borders never mix in unset texels.
+4. **Gutter**: texels outside islands within ``gutter`` texels (default :data:`GUTTER`) of
+   one copy the nearest island texel, so that bilinear and mipmapped lookups at island
+   borders never mix in unset texels.
 
 The result is a uint8 (A, A, 3) RGB texture (the :mod:`texture.atlas` convention) with
 every texel inside an island set.
@@ -29,9 +30,13 @@ from scipy.spatial import cKDTree
 from texture.atlas import UVAtlas
 from texture.bake import TextureSample
 
+#: Gutter width, texels: wide enough for the textured renderer's coarsest mipmap level
+#: (:data:`render.textured.MAX_MIP_LEVEL`: 2**3 texels a side).
+GUTTER = 8
+
 
 def fill_texture(sample: TextureSample, atlas: UVAtlas, *, mirror: bool = True, front_to_back: bool = True,
-                 gutter: int = 4) -> np.ndarray:
+                 gutter: int = GUTTER) -> np.ndarray:
     """Fill every island texel of ``sample`` (see the module docstring); uint8 (A, A, 3)."""
     if sample.colour.shape != (atlas.size, atlas.size, 3):
         raise ValueError(f"sample is {sample.colour.shape[:2]} texels, the atlas {atlas.size}")

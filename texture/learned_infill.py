@@ -25,7 +25,7 @@ import torch
 from champ3d.errors import Champ3dInputError
 from texture.atlas import UVAtlas
 from texture.bake import TextureSample
-from texture.infill import extend_gutter
+from texture.infill import GUTTER, extend_gutter
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class LearnedInfillSettings:
     steps: int = 30
     guidance_scale: float = 7.5
     seed: int = 0
-    gutter: int = 4
+    gutter: int = GUTTER
 
 
 class LearnedInfiller:
