@@ -6,8 +6,11 @@ turn-around clip or, in self-reenactment, the driving video itself), each is fit
 (:func:`champ3d.guidance.fit_media`) and baked through its own fit (every ``every``-th
 frame of a video, at most :data:`MAX_VIDEO_BAKES` frames spread over it; frames where the
 person was lost are skipped), and all bakes are fused per texel with the reference's
-(:mod:`texture.fusion`, a confidence-weighted robust median). In-filling
-(:mod:`texture.infill`) then only completes what no view saw.
+(:mod:`texture.fusion`, a confidence-weighted robust median). Texels the reference photo
+sees well (confidence at least :data:`REFERENCE_FIRST`) keep the photo's colours: the
+person should look like the photo, and a fusion of many views, each fitted a little
+differently, blurs detail such as the face. In-filling (:mod:`texture.infill`) then only
+completes what no view saw.
 
 A folder of images is read as a video (frames of one clip); give unrelated photos as
 separate files, so that each is fitted on its own.
@@ -34,6 +37,10 @@ from texture.infill import fill_texture
 
 #: Bakes kept from one video (each holds a float32 atlas: 16 MiB at 1024 texels).
 MAX_VIDEO_BAKES = 48
+
+#: Reference-bake confidence (the cosine of the viewing angle) from which the reference's
+#: colour is kept over the fusion of all views.
+REFERENCE_FIRST = 0.5
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,14 @@ def reference_texture(image: np.ndarray, fit: BodyFit, detections: PersonDetecti
     sample = reference
     if views is not None and views.paths:
         others, records = bake_views(views, body, atlas)
-        sample = fuse_textures([reference, *others])
+        fused = fuse_textures([reference, *others])
+        first = (reference.confidence >= REFERENCE_FIRST)[..., None]
+        sample = TextureSample(np.where(first, reference.colour, fused.colour), fused.confidence)
         info |= {"views": records, "texels_seen_fused": float((atlas.gather(sample.confidence) > 0).mean())}
     return fill_texture(sample, atlas), info
+
+
+def console_record(info: dict) -> dict:
+    """:func:`reference_texture`'s record with each view's baked frames counted, not listed."""
+    views = [{**view, "baked": len(view["baked"])} for view in info.get("views", ())]
+    return info | ({"views": views} if views else {})

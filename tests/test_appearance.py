@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from champ3d.appearance import MAX_VIDEO_BAKES, TextureViews, frames_to_bake, reference_texture
+from champ3d.appearance import MAX_VIDEO_BAKES, REFERENCE_FIRST, TextureViews, frames_to_bake, reference_texture
 from champ3d.cli import main
 from champ3d.errors import Champ3dInputError
 from champ3d.guidance import fit_media
 from champ3d.io import open_frames
+from texture.atlas import UVAtlas
+from texture.bake import bake_texture
 from texture.preview import masked_psnr, render_textured
 
 UBC = Path("video/ubc_fashion_91BjuE6irxS.mp4")
@@ -54,6 +56,14 @@ def test_a_back_view_fills_the_back_with_the_persons_colours(turn_photos, body):
     assert fused_info["texels_seen"] == alone_info["texels_seen"]
     assert fused_info["texels_seen_fused"] > alone_info["texels_seen"] + 0.2
     assert fused_info["views"] == [{"path": str(turn_photos[BACK]), "frames": 1, "baked": [0]}]
+    # what the photo sees head-on keeps the photo's colours
+    atlas = UVAtlas.from_body(body, 512)
+    with torch.no_grad():
+        vertices = body(front.fit.params).vertices[0].numpy()
+    head_on = bake_texture(image, front.detections.full_mask(0), vertices, front.fit.camera,
+                           atlas).confidence >= REFERENCE_FIRST
+    assert head_on.mean() > 0.1
+    np.testing.assert_array_equal(fused[head_on], alone[head_on])
 
     # the back photo, re-rendered with each texture through its own fit
     back_image = cv2.cvtColor(cv2.imread(str(turn_photos[BACK])), cv2.COLOR_BGR2RGB)

@@ -56,10 +56,13 @@ def settings_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from champ3d.animation import animate
+    from champ3d.appearance import console_record
+
     settings = settings_from_args(args)
     check_media(args.ref, args.driving)
     summary = animate(args.ref, args.driving, args.out, make_body_from_args(args), settings, overwrite=args.overwrite)
-    brief = {k: summary[k] for k in ("frames", "fps", "size", "generator", "texture", "seconds")}
+    brief = {k: summary[k] for k in ("frames", "fps", "size", "generator", "seconds")}
+    brief["texture"] = console_record(summary["texture"])
     print(json.dumps(brief, indent=2))
     print(f"animation written to {args.out / 'animation.mp4'}")
     return 0

@@ -46,6 +46,7 @@ def camera_path_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from champ3d.appearance import console_record
     from champ3d.background import parse_background
     from champ3d.errors import Champ3dInputError
     from champ3d.orbit import render_orbit
@@ -61,6 +62,6 @@ def run(args: argparse.Namespace) -> int:
     summary = render_orbit(args.ref, args.out, make_body_from_args(args), path, size=args.size,
                            atlas_size=args.atlas_size, texture_views=views, background=background, fps=args.fps,
                            overwrite=args.overwrite)
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary | {"texture": console_record(summary["texture"])}, indent=2))
     print(f"{summary['views']} views written to {args.out} (orbit.mp4, orbit_grid.png)")
     return 0
