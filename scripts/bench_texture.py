@@ -127,7 +127,8 @@ def bench_video(body, atlas: UVAtlas, path: Path, step: int, repeats: int) -> di
         psnr.append(masked_psnr(render[0], frames[i], body_mask(covered[0], detections.full_mask(i))))
     return {
         "frames": len(frames), "image_size": [fit.camera.height, fit.camera.width], "fit_s": fit_s,
-        "fused_frames": used, "bake_ms_per_view_incl_decoding": 1000 * bake_s, "fuse_s": fuse_s, "fill_ms": 1000 * fill_s,
+        "fused_frames": used, "bake_ms_per_view_incl_decoding": 1000 * bake_s, "fuse_s": fuse_s,
+        "fill_ms": 1000 * fill_s,
         "coverage_before_fill": coverage(fused, atlas),
         "held_out_frames": held_out, "held_out_psnr_db": psnr,
         "held_out_psnr_db_mean": float(np.mean(psnr)), "held_out_psnr_db_median": float(np.median(psnr)),

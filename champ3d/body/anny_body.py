@@ -356,7 +356,7 @@ class AnnyBody(BodyModel):
                 None,
             )
             self._surface_cache = cached
-        ids, template, blendshapes, bones, weight, constant = cached
+        _, template, blendshapes, bones, weight, constant = cached
         if not shape.requires_grad and constant is not None and torch.equal(constant[0], shape):
             return constant[1]
         rest = self._rig_rest(shape) if rest is None else rest

@@ -14,16 +14,16 @@ Energy per frame (weights in :class:`FitSettings`):
   in bounding-box heights; see :class:`_Silhouettes`. ``inside`` weighs far more than
   ``cover``: clothes and hair make the segmentation larger than the body, never smaller,
   so the body must stay inside it but need not fill it (a strong cover term spreads the
-  legs under a dress). The fitted body then overlaps the background by few pixels, which
-  keeps background colour off its texture (:mod:`texture.bake`);
+  legs under a dress). The fitted body then strays onto the background by a few pixels at
+  most, which the bake's mask erosion absorbs (:mod:`texture.bake`);
 * priors that need no licensed data: L2 on joint and finger rotations, the knee as a
   one-way hinge (Anny's joint axes), L2 on the shape's deviation from the average adult;
 * ``smooth``: squared keypoint and root acceleration between consecutive frames.
 
 One shape per clip: it is fitted first on up to ``shape_frames`` frames spread over the
 clip, then frozen while the clip's poses are fitted in chunks of ``chunk_size`` frames
-(memory stays flat with clip length). Every chunk frame starts from the pose of the nearest shape-pass frame, and
-each chunk is warm-started from the previous one's last frame.
+(memory stays flat with clip length). Every chunk frame starts from the pose of the
+nearest shape-pass frame, and each chunk is warm-started from the previous one's last frame.
 
 The optimisation runs on one torch thread (its tensors are small, so more threads only
 contend with each other and with the detector) with torch's deterministic kernels, so a
@@ -115,9 +115,9 @@ class _Silhouettes:
     bilinearly from the distance transform of the mask's outside (0 inside). ``cover(pixels)``:
     for each of ``outline_points`` samples of the segmentation's largest outer contour, the
     squared distance to its matched projected surface point, the nearest one when last
-    matched (``rematch``; matching is most of the term's cost, and the points move little
-    between steps, so the optimiser rematches every few steps, as ICP does). Both in image pixels; the
-    loss divides them by the bounding-box height. ``present`` is 0 for frames without a
+    matched (``rematch``: matching is most of the term's cost and the points move little
+    between steps, so the optimiser rematches every few steps, as ICP does). Both in image
+    pixels; the loss divides them by the bounding-box height. ``present`` is 0 for frames without a
     segmentation (an empty mask), which then add nothing.
     """
 
@@ -148,7 +148,7 @@ class _Silhouettes:
                                                   padding_mode="border", align_corners=True)
         return sampled[:, 0, :, 0]
 
-    def cover(self, pixels: torch.Tensor, rematch: bool = True) -> torch.Tensor:
+    def cover(self, pixels: torch.Tensor, rematch: bool) -> torch.Tensor:
         """(T, N, 2) image pixels -> (T, C) squared distance of each outline sample to its
         matched projected point, image pixels squared."""
         if rematch or self._matched is None:
