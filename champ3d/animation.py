@@ -74,6 +74,7 @@ class AnimationSettings:
     max_frames: Optional[int] = None
     atlas_size: int = 1024
     texture_views: TextureViews = field(default_factory=TextureViews)
+    infill_weights: Optional[Path] = None  # a Stable Diffusion inpainting pipeline folder
     background: BackgroundSpec = field(default_factory=lambda: BackgroundSpec("inpaint"))
     camera_path: Optional[CameraPath] = None
     generator: str = "mesh"
@@ -87,6 +88,10 @@ def check_settings(settings: AnimationSettings) -> None:
     from texture.atlas import check_atlas_size
 
     check_atlas_size(settings.atlas_size)
+    if settings.infill_weights is not None:
+        from texture.learned_infill import check_checkpoint_dir
+
+        check_checkpoint_dir(settings.infill_weights)
     if settings.generator not in GENERATORS:
         raise Champ3dInputError("--generator", f"must be one of {', '.join(GENERATORS)}, got {settings.generator!r}")
     if settings.generator == "champ":
@@ -226,7 +231,7 @@ def animate_guidance(guidance_dir: Path, out: Path, reference_image: np.ndarray,
     aligned, _, _ = load_fit(Path(guidance_dir) / "fits" / "aligned")
     camera = output_camera(aligned.camera, settings.size)
     texture, texture_info = reference_texture(reference_image, ref_fit, ref_detections, body, settings.atlas_size,
-                                              settings.texture_views, where=where)
+                                              settings.texture_views, settings.infill_weights, where=where)
     write_png(out / "texture.png", texture)
     renderer = textured_renderer(body, texture, camera)
     if settings.camera_path is None:

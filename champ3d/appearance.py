@@ -10,7 +10,8 @@ person was lost are skipped), and all bakes are fused per texel with the referen
 sees well (confidence at least :data:`REFERENCE_FIRST`) keep the photo's colours: the
 person should look like the photo, and a fusion of many views, each fitted a little
 differently, blurs detail such as the face. In-filling (:mod:`texture.infill`) then only
-completes what no view saw.
+completes what no view saw: without weights, or with the user's Stable Diffusion
+inpainting checkpoint (``infill_weights``; :mod:`texture.learned_infill`).
 
 A folder of images is read as a video (frames of one clip); give unrelated photos as
 separate files, so that each is fitted on its own.
@@ -97,10 +98,12 @@ def bake_views(views: TextureViews, body: BodyModel, atlas: UVAtlas) -> Tuple[Li
 
 
 def reference_texture(image: np.ndarray, fit: BodyFit, detections: PersonDetections, body: BodyModel,
-                      atlas_size: int, views: TextureViews | None = None, where=None) -> Tuple[np.ndarray, dict]:
+                      atlas_size: int, views: TextureViews | None = None, infill_weights: Path | None = None,
+                      where=None) -> Tuple[np.ndarray, dict]:
     """The filled uint8 (A, A, 3) texture of the reference (frame 0 of ``fit`` on ``image``,
-    fused with ``views`` when given), and numbers about it: the fraction of atlas texels
-    the reference saw, and that all views together saw."""
+    fused with ``views`` when given, in-filled by the model at ``infill_weights`` when
+    given), and numbers about it: the fraction of atlas texels the reference saw, and that
+    all views together saw."""
     atlas = UVAtlas.from_body(body, atlas_size)
     with torch.no_grad():
         vertices = body(fit.params.select(slice(0, 1))).vertices[0].numpy()
@@ -116,7 +119,11 @@ def reference_texture(image: np.ndarray, fit: BodyFit, detections: PersonDetecti
         first = (reference.confidence >= REFERENCE_FIRST)[..., None]
         sample = TextureSample(np.where(first, reference.colour, fused.colour), fused.confidence)
         info |= {"views": records, "texels_seen_fused": float((atlas.gather(sample.confidence) > 0).mean())}
-    return fill_texture(sample, atlas), info
+    if infill_weights is None:
+        return fill_texture(sample, atlas), info | {"infill": "weight-free"}
+    from texture.learned_infill import LearnedInfiller
+
+    return LearnedInfiller(infill_weights)(sample, atlas), info | {"infill": str(infill_weights)}
 
 
 def console_record(info: dict) -> dict:

@@ -60,12 +60,17 @@ BLACK = BackgroundSpec("colour", colour=(0, 0, 0))
 
 
 def render_orbit(ref: Path, out: Path, body: BodyModel, path: CameraPath, *, size: int = 512,
-                 atlas_size: int = 1024, texture_views: TextureViews | None = None, background: BackgroundSpec = BLACK,
-                 fps: float = 15, overwrite: bool = False) -> dict:
+                 atlas_size: int = 1024, texture_views: TextureViews | None = None,
+                 infill_weights: Path | None = None, background: BackgroundSpec = BLACK, fps: float = 15,
+                 overwrite: bool = False) -> dict:
     """The whole ``champ3d orbit`` command (module docstring); returns its summary."""
     from texture.atlas import check_atlas_size
 
     check_atlas_size(atlas_size)
+    if infill_weights is not None:
+        from texture.learned_infill import check_checkpoint_dir
+
+        check_checkpoint_dir(infill_weights)
     started = time.perf_counter()
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
         tmp = Path(tmp)
@@ -75,7 +80,7 @@ def render_orbit(ref: Path, out: Path, body: BodyModel, path: CameraPath, *, siz
         camera = output_camera(fitted.fit.camera, size)
         write_png(tmp / "ref.png", cv2.resize(image, (camera.width, camera.height), interpolation=cv2.INTER_AREA))
         texture, texture_info = reference_texture(image, fitted.fit, fitted.detections, body, atlas_size,
-                                                  texture_views, where=ref)
+                                                  texture_views, infill_weights, where=ref)
         write_png(tmp / "texture.png", texture)
 
         # the reference pose once per view: a "clip" of identical frames seen by the path

@@ -124,6 +124,7 @@ def test_a_camera_path_moves_the_camera_for_every_output(body, tmp_path):
     (["--background", "#12345"], "#RRGGBB"),
     (["--generator", "champ"], "--weights"),
     (["--texture-views", "{nowhere}"], "nowhere.mp4: file or folder does not exist"),
+    (["--infill-weights", "{nowhere}"], "texture in-filling checkpoint folder does not exist"),
 ])
 def test_bad_settings_exit_2_before_any_work(tmp_path, capsys, extra, message):
     (tmp_path / "zero.yaml").write_text("type: orbit\nviews: 0\n")

@@ -128,6 +128,9 @@ def test_missing_input_names_case_field_and_path(job_dir):
     ("texture_every: 0", "texture_every", "must be an integer >= 1"),
     ("generator: champ, weights: weights, texture_views: [ubc.mp4]", "texture_views",
      "only the mesh generator reads it"),
+    ("infill_weights: photo.jpg", "infill_weights", "is not a folder"),
+    ("infill_weights: weights", "infill_weights", "not a diffusers pipeline folder"),
+    ("infill_weights: gone", "infill_weights", "does not exist"),
 ])
 def test_bad_values_name_case_and_field(job_dir, override, field, problem):
     path = write_job(job_dir, f"output: o\ncases:\n  - {{name: a, ref: photo.jpg, driving: dance.mp4, gt: ubc.mp4, "

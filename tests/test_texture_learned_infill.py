@@ -2,6 +2,7 @@
 saved in the diffusers folder layout (nothing downloaded)."""
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -94,3 +95,29 @@ def test_missing_or_wrong_checkpoint_is_a_clear_error(tmp_path):
         LearnedInfiller(tmp_path / "nowhere")
     with pytest.raises(Champ3dInputError, match="model_index.json"):
         LearnedInfiller(tmp_path)
+
+
+def test_orbit_fills_the_texture_with_the_configured_model(checkpoint, body, real_fixtures, tmp_path):
+    """``--infill-weights`` on a real photo: the photo's texels are the weight-free run's, the
+    rest come from the model."""
+    from champ3d.cli import main
+    from champ3d.fitting.fit_io import load_fit
+    from champ3d.io.images import read_image
+    from texture.bake import bake_texture
+
+    photo = real_fixtures / "images" / "deepfashion_00004955.jpg"
+    common = ["--views", "2", "--size", "96", "--atlas-size", "256"]
+    assert main(["orbit", "--ref", str(photo), "--out", str(tmp_path / "free")] + common) == 0
+    assert main(["orbit", "--ref", str(photo), "--out", str(tmp_path / "learned"), "--infill-weights",
+                 str(checkpoint)] + common) == 0
+    free, learned = (cv2.imread(str(tmp_path / name / "texture.png")) for name in ("free", "learned"))
+    fit, detections, _ = load_fit(tmp_path / "learned" / "fits" / "reference")
+    with torch.no_grad():
+        vertices = body(fit.params).vertices[0].numpy()
+    atlas = UVAtlas.from_body(body, 256)
+    seen = bake_texture(read_image(photo), detections.full_mask(0), vertices, fit.camera, atlas).seen
+    holes = atlas.island_mask & ~seen
+    assert seen.mean() > 0.2 and holes.mean() > 0.2
+    np.testing.assert_array_equal(learned[seen], free[seen])
+    assert np.any(learned[holes] != free[holes], axis=-1).mean() > 0.9
+    assert (tmp_path / "learned" / "orbit.mp4").is_file()

@@ -7,8 +7,10 @@ The folder is a diffusers ``StableDiffusionInpaintPipeline`` saved with
 ``local_files_only=True``: nothing is ever downloaded. A model trained on another UV
 layout (SMPL's) does not transfer to this body's atlas; use one fine-tuned on it.
 
-The model sees the partial texture resized to ``resolution`` (unseen texels black, as
-are texels outside islands) and the mask of unseen island texels. Seen texels keep their
+The model sees the partial texture resized to ``resolution`` (by default the model's own
+size: its UNet's sample size times the VAE's scale factor, 512 for Stable Diffusion 1.5
+inpainting), unseen texels and texels outside islands black, and the mask of unseen
+island texels. Seen texels keep their
 baked colour; unseen island texels take the model's output resized back to the atlas;
 then the gutter is extended as in :func:`texture.infill.fill_texture`.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -31,11 +34,22 @@ from texture.infill import GUTTER, extend_gutter
 @dataclass(frozen=True)
 class LearnedInfillSettings:
     prompt: str = "real human"
-    resolution: int = 512  # the model's working size (pixels per side)
+    resolution: Optional[int] = None  # working size, pixels per side (None: the model's own)
     steps: int = 30
     guidance_scale: float = 7.5
     seed: int = 0
     gutter: int = GUTTER
+
+
+def check_checkpoint_dir(checkpoint_dir: os.PathLike | str) -> Path:
+    """The checkpoint folder, if it looks like a diffusers pipeline folder (cheap: before any
+    work starts); a clear error otherwise."""
+    folder = Path(checkpoint_dir)
+    if not folder.is_dir():
+        raise Champ3dInputError(folder, "texture in-filling checkpoint folder does not exist")
+    if not (folder / "model_index.json").is_file():
+        raise Champ3dInputError(folder, "not a diffusers pipeline folder (no model_index.json)")
+    return folder
 
 
 class LearnedInfiller:
@@ -44,11 +58,7 @@ class LearnedInfiller:
     def __init__(self, checkpoint_dir: os.PathLike | str, device: str = "cpu", dtype: torch.dtype = torch.float32):
         from diffusers import StableDiffusionInpaintPipeline
 
-        folder = Path(checkpoint_dir)
-        if not folder.is_dir():
-            raise Champ3dInputError(folder, "texture in-filling checkpoint folder does not exist")
-        if not (folder / "model_index.json").is_file():
-            raise Champ3dInputError(folder, "not a diffusers pipeline folder (no model_index.json)")
+        folder = check_checkpoint_dir(checkpoint_dir)
         try:
             pipeline = StableDiffusionInpaintPipeline.from_pretrained(
                 folder, local_files_only=True, dtype=dtype, safety_checker=None, feature_extractor=None,
@@ -61,6 +71,7 @@ class LearnedInfiller:
             raise Champ3dInputError(folder / "unet", f"expected an inpainting UNet (9 input channels), got {channels}")
         pipeline.set_progress_bar_config(disable=True)
         self.pipeline = pipeline.to(device)
+        self.native_resolution = int(pipeline.unet.config.sample_size) * int(pipeline.vae_scale_factor)
         self.device = device
 
     def __call__(self, sample: TextureSample, atlas: UVAtlas, settings: LearnedInfillSettings | None = None) -> np.ndarray:
@@ -74,7 +85,7 @@ class LearnedInfiller:
         holes = islands & ~seen
         texture = np.where(seen[..., None], sample.colour, 0.0).astype(np.float32)
         if holes.any():
-            side = settings.resolution
+            side = settings.resolution or self.native_resolution
             image = cv2.resize(texture, (side, side), interpolation=cv2.INTER_AREA)
             mask = cv2.resize(holes.astype(np.float32), (side, side), interpolation=cv2.INTER_AREA) > 0
             generator = torch.Generator(device="cpu").manual_seed(settings.seed)

@@ -45,6 +45,7 @@ def settings_from_args(args: argparse.Namespace):
 
     settings = AnimationSettings(
         size=args.size, max_frames=args.max_frames, atlas_size=args.atlas_size, texture_views=texture_views(args),
+        infill_weights=args.infill_weights,
         background=parse_background(args.background),
         camera_path=None if args.camera_path is None else camera_path_from_text(args.camera_path),
         generator=args.generator, weights=args.weights, generator_config=args.generator_config,

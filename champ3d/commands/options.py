@@ -48,6 +48,9 @@ def add_texture_options(parser: argparse.ArgumentParser) -> None:
                             "clip; the driving video in self-reenactment); give photos as separate files")
     group.add_argument("--texture-every", type=positive_int, default=10, metavar="N",
                        help="bake every N-th frame of a --texture-views video (default 10)")
+    group.add_argument("--infill-weights", type=Path, default=None, metavar="DIR",
+                       help="fill unseen texels with this Stable Diffusion inpainting pipeline folder (diffusers "
+                            "layout, read locally) instead of the weight-free in-filling")
 
 
 def texture_views(args: argparse.Namespace):

@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     check_media(args.ref)
     views = texture_views(args)
     summary = render_orbit(args.ref, args.out, make_body_from_args(args), path, size=args.size,
-                           atlas_size=args.atlas_size, texture_views=views, background=background, fps=args.fps,
-                           overwrite=args.overwrite)
+                           atlas_size=args.atlas_size, texture_views=views, infill_weights=args.infill_weights,
+                           background=background, fps=args.fps, overwrite=args.overwrite)
     print(json.dumps(summary | {"texture": console_record(summary["texture"])}, indent=2))
     print(f"{summary['views']} views written to {args.out} (orbit.mp4, orbit_grid.png)")
     return 0

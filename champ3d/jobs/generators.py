@@ -2,7 +2,8 @@
 
 - ``mesh`` (weight-free, :mod:`champ3d.animation`): the reference photo's texture baked
   onto the reference fit (``atlas_size``) and fused with ``texture_views`` (every
-  ``texture_every``-th frame of a video; :mod:`champ3d.appearance`), the aligned body
+  ``texture_every``-th frame of a video; :mod:`champ3d.appearance`) and in-filled, by the
+  ``infill_weights`` inpainting model when given, the aligned body
   rendered textured through the guidance camera, or along ``camera_path``
   (:mod:`render.camera_paths`), and composited over the ``background`` (``inpaint``,
   ``#RRGGBB`` or an image file; :mod:`champ3d.background`);
@@ -32,7 +33,7 @@ from champ3d.errors import Champ3dInputError
 #: The generated video in the generate stage's result folder.
 VIDEO = "video.mp4"
 # Case keys each generator reads, beyond those every case has.
-_OWN_KEYS = {"mesh": ("atlas_size", "background", "camera_path", "texture_views", "texture_every"),
+_OWN_KEYS = {"mesh": ("atlas_size", "background", "camera_path", "texture_views", "texture_every", "infill_weights"),
              "champ": ("weights", "generator_config")}
 
 
@@ -87,14 +88,23 @@ def _mesh_settings(case, where: str) -> dict:
     if path is not None and case.gt is not None:
         raise Champ3dInputError(f"{where}.camera_path", "a moving camera cannot be evaluated against the ground "
                                                         "truth's fixed camera; drop gt or camera_path")
+    if case.infill_weights is not None:
+        from texture.learned_infill import check_checkpoint_dir
+
+        try:
+            check_checkpoint_dir(case.infill_weights)
+        except Champ3dInputError as error:
+            raise Champ3dInputError(f"{where}.infill_weights", error.problem) from error
     return {"atlas_size": atlas_size, "background": {"kind": spec.kind, "colour": spec.colour},
             "camera_path": None if path is None else dataclasses.asdict(path),
-            "texture_views": len(case.texture_views), "texture_every": case.texture_every}
+            "texture_views": len(case.texture_views), "texture_every": case.texture_every,
+            "infill": "weight-free" if case.infill_weights is None else "learned"}
 
 
 def _mesh_inputs(case) -> dict[str, Path]:
     spec = _background(case, case.name)
     inputs = {"background": spec.image} if spec.image is not None else {}
+    inputs |= {} if case.infill_weights is None else {"infill_weights": case.infill_weights}
     return inputs | {f"texture_view_{i}": path for i, path in enumerate(case.texture_views)}
 
 
@@ -104,7 +114,8 @@ def _mesh_generate(body, case, folder, reference: np.ndarray, out: Path, fps) ->
 
     settings = AnimationSettings(size=case.size, atlas_size=case.atlas_size, background=_background(case, case.name),
                                  camera_path=_camera_path(case, case.name),
-                                 texture_views=TextureViews(case.texture_views, case.texture_every))
+                                 texture_views=TextureViews(case.texture_views, case.texture_every),
+                                 infill_weights=case.infill_weights)
     animate_guidance(folder.path, out, reference, body, settings, fps, video_name=VIDEO, where=case.ref)
 
 

@@ -28,7 +28,9 @@ the job file's folder. Case keys:
     an image file), ``camera_path`` (a camera-path YAML file or a shortcut such as
     ``orbit:views=120``; :mod:`render.camera_paths`), ``texture_views`` (a list of more
     photos or videos of the reference person to fuse into its texture) and
-    ``texture_every`` (default 10; :mod:`champ3d.appearance`). Evaluating a
+    ``texture_every`` (default 10; :mod:`champ3d.appearance`), and ``infill_weights`` (a
+    Stable Diffusion inpainting pipeline folder for the texture's unseen parts;
+    :mod:`texture.learned_infill`; default: the weight-free in-filling). Evaluating a
     self-reenactment whose ``texture_views`` include the ground-truth clip measures
     nothing but the fusion: keep them apart. ``champ`` reads ``weights`` (its weights folder, required) and
     ``generator_config`` (overrides of ``configs/generate/champ.yaml``). A case that sets a
@@ -96,6 +98,7 @@ class CaseSpec:
     camera_path: Optional[str] = None
     texture_views: tuple[Path, ...] = ()
     texture_every: int = 10
+    infill_weights: Optional[Path] = None
     generator_config: dict = dataclasses.field(default_factory=dict)
     weights: Optional[Path] = None
     size: int = 512
@@ -224,7 +227,7 @@ _FIT_FIELDS = {
     "learning_rate": _number, "robust_sigma": _number, "min_hand_score": _non_negative,
     "weights": _mapping(_FIT_WEIGHT_FIELDS),
 }
-_PATH_FIELDS = ("ref", "driving", "gt", "weights", "metric_weights")
+_PATH_FIELDS = ("ref", "driving", "gt", "weights", "metric_weights", "infill_weights")
 _CASE_FIELDS: dict[str, Callable] = {
     "name": _string,
     "ref": _string,
@@ -237,6 +240,7 @@ _CASE_FIELDS: dict[str, Callable] = {
     "camera_path": _optional(_string),
     "texture_views": _string_list,
     "texture_every": _integer(1),
+    "infill_weights": _optional(_string),
     "generator_config": _mapping_any,
     "weights": _optional(_string),
     "size": _integer(8),
@@ -294,7 +298,7 @@ def _case(entry: Any, index: int, defaults: dict, source: Path) -> CaseSpec:
     if values.get("ref_frame", 0) and values["ref"].suffix.lower() in IMAGE_SUFFIXES:
         _fail(f"{label}.ref_frame", f"{values['ref']} is a still image; only a video or folder has frame "
                                     f"{values['ref_frame']}")
-    for key in ("weights", "metric_weights"):
+    for key in ("weights", "metric_weights", "infill_weights"):
         if values.get(key) is not None and not values[key].is_dir():
             _fail(f"{label}.{key}", f"{values[key]} is not a folder")
     background = values.get("background", "inpaint")
