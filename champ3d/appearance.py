@@ -3,7 +3,8 @@
 The reference photo is baked through its own fit (:mod:`texture.bake`). When more views of
 the same person are given (:class:`TextureViews`: other photos, or videos such as a
 turn-around clip or, in self-reenactment, the driving video itself), each is fitted
-(:func:`champ3d.guidance.fit_media`) and baked through its own fit (every ``every``-th
+(:func:`champ3d.guidance.fit_media`, with the body held tight inside the person's
+segmentation: :meth:`~champ3d.fitting.fitter.FitSettings.tight`) and baked through its own fit (every ``every``-th
 frame of a video, at most :data:`MAX_VIDEO_BAKES` frames spread over it; frames where the
 person was lost are skipped), and all bakes are fused per texel with the reference's
 (:mod:`texture.fusion`, a confidence-weighted robust median). Texels the reference photo
@@ -88,7 +89,7 @@ def bake_views(views: TextureViews, body: BodyModel, atlas: UVAtlas) -> Tuple[Li
 
     samples, records = [], []
     for path in views.paths:
-        fitted = fit_media(path, body)
+        fitted = fit_media(path, body, tight=True)
         frames = frames_to_bake(fitted.detections.found, views.every)
         if len(frames) == 0:
             raise Champ3dInputError(path, "the person is not found in any frame that would be baked")

@@ -54,8 +54,9 @@ class FittedMedia:
 
 
 def fit_media(path, body: BodyModel, *, max_frames: Optional[int] = None, settings: FitSettings | None = None,
-              focal_scale: float | None = None) -> FittedMedia:
-    """Detect and fit the person in an image or a video (every frame; none dropped)."""
+              focal_scale: float | None = None, tight: bool = False) -> FittedMedia:
+    """Detect and fit the person in an image or a video (every frame; none dropped), with
+    ``settings`` or the image or video defaults; ``tight``: :meth:`FitSettings.tight`."""
     source = open_frames(path, max_frames=max_frames)
     is_image = source.frame_rate is None and (source.num_frames == 1)
     H, W = source.size
@@ -75,7 +76,8 @@ def fit_media(path, body: BodyModel, *, max_frames: Optional[int] = None, settin
             stacklevel=2,
         )
     camera = CameraIntrinsics.centred(W, H) if focal_scale is None else CameraIntrinsics.centred(W, H, focal_scale)
-    fitter = BodyFitter(body, settings or (FitSettings.for_image() if is_image else FitSettings()))
+    settings = settings or (FitSettings.for_image() if is_image else FitSettings())
+    fitter = BodyFitter(body, settings.tight() if tight else settings)
     chunks = lambda it: tqdm(it, desc=f"fit {Path(path).name}", unit="chunk", leave=False)
     fit = fitter.fit(detections, camera, progress=chunks)
     info = {

@@ -107,7 +107,7 @@ def bench_photo(body, atlas: UVAtlas, path: Path, repeats: int) -> dict:
 
 def bench_video(body, atlas: UVAtlas, path: Path, step: int, repeats: int) -> dict:
     start = time.perf_counter()
-    fitted = fit_media(path, body)
+    fitted = fit_media(path, body, tight=True)  # as --texture-views fits its views
     fit_s = time.perf_counter() - start
     frames = list(open_frames(path))
     fit, detections = fitted.fit, fitted.detections
