@@ -7,6 +7,7 @@ renamed when complete)::
     DIR/...                   everything champ3d.guidance.make_guidance writes: the five
                               guidance folders, ref.png, fits/{reference,driving,aligned}, qc.*
     DIR/texture.png           the reference's filled UV texture (texture.atlas convention)
+    DIR/texture_sources.png   where each texel's colour came from (champ3d.appearance)
     DIR/textured/NNNN.png     the textured body per frame, over black (premultiplied colour)
     DIR/background.png        the background plate (mesh generator)
     DIR/animation.mp4         one frame per driving frame, at the driving video's frame rate
@@ -230,9 +231,11 @@ def animate_guidance(guidance_dir: Path, out: Path, reference_image: np.ndarray,
     ref_fit, ref_detections, _ = load_fit(Path(guidance_dir) / "fits" / "reference")
     aligned, _, _ = load_fit(Path(guidance_dir) / "fits" / "aligned")
     camera = output_camera(aligned.camera, settings.size)
-    texture, texture_info = reference_texture(reference_image, ref_fit, ref_detections, body, settings.atlas_size,
-                                              settings.texture_views, settings.infill_weights, where=where)
+    reference = reference_texture(reference_image, ref_fit, ref_detections, body, settings.atlas_size,
+                                  settings.texture_views, settings.infill_weights, where=where)
+    texture, texture_info = reference.texture, reference.info
     write_png(out / "texture.png", texture)
+    write_png(out / "texture_sources.png", reference.sources)
     renderer = textured_renderer(body, texture, camera)
     if settings.camera_path is None:
         cameras = camera.to_cameras()

@@ -44,6 +44,20 @@ MAX_VIDEO_BAKES = 48
 #: colour is kept over the fusion of all views.
 REFERENCE_FIRST = 0.5
 
+#: RGB of each texel source in :attr:`ReferenceTexture.sources` (texels outside islands black).
+SOURCE_COLOURS = {"photo": (40, 170, 60), "views": (50, 110, 240), "filled": (230, 70, 50)}
+
+
+@dataclass
+class ReferenceTexture:
+    """The filled uint8 (A, A, 3) ``texture``; ``sources``, a uint8 (A, A, 3) picture of
+    where each texel's colour came from (:data:`SOURCE_COLOURS`: the reference photo alone,
+    the fusion of all views, the in-filling); ``info``, numbers about it (JSON-ready)."""
+
+    texture: np.ndarray
+    sources: np.ndarray
+    info: dict
+
 
 @dataclass(frozen=True)
 class TextureViews:
@@ -100,11 +114,11 @@ def bake_views(views: TextureViews, body: BodyModel, atlas: UVAtlas) -> Tuple[Li
 
 def reference_texture(image: np.ndarray, fit: BodyFit, detections: PersonDetections, body: BodyModel,
                       atlas_size: int, views: TextureViews | None = None, infill_weights: Path | None = None,
-                      where=None) -> Tuple[np.ndarray, dict]:
-    """The filled uint8 (A, A, 3) texture of the reference (frame 0 of ``fit`` on ``image``,
-    fused with ``views`` when given, in-filled by the model at ``infill_weights`` when
-    given), and numbers about it: the fraction of atlas texels the reference saw, and that
-    all views together saw."""
+                      where=None) -> ReferenceTexture:
+    """The texture of the reference (frame 0 of ``fit`` on ``image``, fused with ``views``
+    when given, in-filled by the model at ``infill_weights`` when given). Its ``info``
+    holds the fraction of island texels the reference saw, that all views together saw,
+    and the share of island texels from each source."""
     atlas = UVAtlas.from_body(body, atlas_size)
     with torch.no_grad():
         vertices = body(fit.params.select(slice(0, 1))).vertices[0].numpy()
@@ -113,18 +127,27 @@ def reference_texture(image: np.ndarray, fit: BodyFit, detections: PersonDetecti
     if not seen.any():
         raise Champ3dInputError(where, "the fitted body covers no visible part of the person; nothing to texture")
     info = {"atlas_size": atlas.size, "texels_seen": float(seen.mean())}
-    sample = reference
+    sample, from_photo = reference, reference.seen
     if views is not None and views.paths:
         others, records = bake_views(views, body, atlas)
         fused = fuse_textures([reference, *others])
-        first = (reference.confidence >= REFERENCE_FIRST)[..., None]
-        sample = TextureSample(np.where(first, reference.colour, fused.colour), fused.confidence)
+        from_photo = reference.confidence >= REFERENCE_FIRST
+        sample = TextureSample(np.where(from_photo[..., None], reference.colour, fused.colour), fused.confidence)
         info |= {"views": records, "texels_seen_fused": float((atlas.gather(sample.confidence) > 0).mean())}
     if infill_weights is None:
-        return fill_texture(sample, atlas), info | {"infill": "weight-free"}
-    from texture.learned_infill import LearnedInfiller
+        texture, info["infill"] = fill_texture(sample, atlas), "weight-free"
+    else:
+        from texture.learned_infill import LearnedInfiller
 
-    return LearnedInfiller(infill_weights)(sample, atlas), info | {"infill": str(infill_weights)}
+        texture, info["infill"] = LearnedInfiller(infill_weights)(sample, atlas), str(infill_weights)
+    islands = atlas.island_mask
+    masks = {"photo": from_photo & islands, "views": sample.seen & ~from_photo & islands,
+             "filled": islands & ~sample.seen}
+    sources = np.zeros(texture.shape, np.uint8)
+    for name, mask in masks.items():
+        sources[mask] = SOURCE_COLOURS[name]
+    info["texel_sources"] = {name: float(mask.sum() / islands.sum()) for name, mask in masks.items()}
+    return ReferenceTexture(texture, sources, info)
 
 
 def console_record(info: dict) -> dict:

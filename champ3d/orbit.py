@@ -16,7 +16,7 @@ complete); file ``NNNN`` is view ``NNNN`` of the path::
                               with the shared intrinsics
     DIR/views.safetensors     the body mesh and every view's camera, for the multi-view
                               consistency metric (:mod:`champ3d.eval.multiview`)
-    DIR/ref.png, DIR/texture.png, DIR/fits/reference.{json,safetensors}
+    DIR/ref.png, DIR/texture.png, DIR/texture_sources.png, DIR/fits/reference.{json,safetensors}
     DIR/background.png        the background plate (unless black)
 
 The texture is the reference photo's, fused with more views of the person when given
@@ -79,9 +79,11 @@ def render_orbit(ref: Path, out: Path, body: BodyModel, path: CameraPath, *, siz
         image = read_image(ref)
         camera = output_camera(fitted.fit.camera, size)
         write_png(tmp / "ref.png", cv2.resize(image, (camera.width, camera.height), interpolation=cv2.INTER_AREA))
-        texture, texture_info = reference_texture(image, fitted.fit, fitted.detections, body, atlas_size,
-                                                  texture_views, infill_weights, where=ref)
+        reference = reference_texture(image, fitted.fit, fitted.detections, body, atlas_size, texture_views,
+                                      infill_weights, where=ref)
+        texture, texture_info = reference.texture, reference.info
         write_png(tmp / "texture.png", texture)
+        write_png(tmp / "texture_sources.png", reference.sources)
 
         # the reference pose once per view: a "clip" of identical frames seen by the path
         views = path.views

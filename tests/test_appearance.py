@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from champ3d.appearance import MAX_VIDEO_BAKES, REFERENCE_FIRST, TextureViews, frames_to_bake, reference_texture
+from champ3d.appearance import (MAX_VIDEO_BAKES, REFERENCE_FIRST, SOURCE_COLOURS, TextureViews, frames_to_bake,
+                                reference_texture)
 from champ3d.cli import main
 from champ3d.errors import Champ3dInputError
 from champ3d.guidance import fit_media
@@ -51,9 +52,17 @@ def test_a_back_view_fills_the_back_with_the_persons_colours(turn_photos, body):
     front = fit_media(turn_photos[FRONT], body)
     back = fit_media(turn_photos[BACK], body, tight=True)  # the fit the view is baked through
     image = cv2.cvtColor(cv2.imread(str(turn_photos[FRONT])), cv2.COLOR_BGR2RGB)
-    alone, alone_info = reference_texture(image, front.fit, front.detections, body, 512)
-    fused, fused_info = reference_texture(image, front.fit, front.detections, body, 512,
-                                          TextureViews((turn_photos[BACK],)))
+    alone = reference_texture(image, front.fit, front.detections, body, 512)
+    fused = reference_texture(image, front.fit, front.detections, body, 512, TextureViews((turn_photos[BACK],)))
+    (alone, alone_info, alone_sources), (fused, fused_info, fused_sources) = (
+        (t.texture, t.info, t.sources) for t in (alone, fused))
+    assert alone_info["texel_sources"]["views"] == 0.0 and fused_info["texel_sources"]["views"] > 0.2
+    for info in (alone_info, fused_info):
+        assert abs(sum(info["texel_sources"].values()) - 1.0) < 1e-6
+    assert fused_info["texel_sources"]["filled"] < alone_info["texel_sources"]["filled"] - 0.2
+    coloured = lambda sources, name: np.all(sources == SOURCE_COLOURS[name], axis=-1).sum()
+    assert coloured(alone_sources, "views") == 0 < coloured(fused_sources, "views")
+    assert coloured(fused_sources, "filled") < coloured(alone_sources, "filled")
     assert fused_info["texels_seen"] == alone_info["texels_seen"]
     assert fused_info["texels_seen_fused"] > alone_info["texels_seen"] + 0.2
     assert fused_info["views"] == [{"path": str(turn_photos[BACK]), "frames": 1, "baked": [0]}]
@@ -83,6 +92,7 @@ def test_orbit_takes_texture_views_and_a_background(turn_photos, tmp_path):
     assert main(["orbit", "--ref", str(turn_photos[FRONT]), "--out", str(out), "--views", "4", "--size", "96",
                  "--atlas-size", "256", "--texture-views", str(turn_photos[BACK]), "--background", "inpaint"]) == 0
     assert (out / "background.png").is_file() and (out / "texture.png").is_file()
+    assert (out / "texture_sources.png").is_file()
     assert open_frames(out / "orbit.mp4").num_frames == 4
     plate = cv2.imread(str(out / "background.png"))
     assert plate.mean() > 200  # the studio's white, the person removed
