@@ -113,14 +113,19 @@ def posed_vertices(fit: BodyFit, body: BodyModel, frames: slice) -> Tuple[np.nda
     return out.vertices.numpy().astype(np.float32), out.keypoints.numpy().astype(np.float32)
 
 
-def person_mask(fit: BodyFit, detections: PersonDetections, body: BodyModel) -> np.ndarray:
-    """(H, W) bool at the fitted image's size: MediaPipe's segmentation of frame 0 joined
-    with the fitted body's silhouette."""
-    vertices = posed_vertices(fit, body, slice(0, 1))[0]
-    camera = fit.camera
-    silhouette = MeshRasterizer(body.faces.numpy(), (camera.height, camera.width), frames_per_pass=1)(
-        vertices, camera.to_cameras()).mask[0]
-    return silhouette | detections.full_mask(0)
+def reference_plate(spec: BackgroundSpec, size: Tuple[int, int], image: np.ndarray, fit: BodyFit,
+                    detections: PersonDetections, body: BodyModel) -> np.ndarray:
+    """The background plate of ``spec`` at ``size`` (H, W). Inpainting removes the person
+    of the reference ``image``: MediaPipe's segmentation of frame 0 of ``fit`` joined with
+    the fitted body's silhouette (computed only then)."""
+    mask = None
+    if spec.kind == "inpaint":
+        vertices = posed_vertices(fit, body, slice(0, 1))[0]
+        camera = fit.camera
+        silhouette = MeshRasterizer(body.faces.numpy(), (camera.height, camera.width), frames_per_pass=1)(
+            vertices, camera.to_cameras()).mask[0]
+        mask = silhouette | detections.full_mask(0)
+    return background_plate(spec, size, image, mask)
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -244,8 +249,8 @@ def animate_guidance(guidance_dir: Path, out: Path, reference_image: np.ndarray,
         cameras = path_cameras(path, aligned, camera, path.view_of_frame(np.arange(aligned.num_frames)))
     plate = None
     if settings.generator == "mesh":
-        plate = background_plate(settings.background, (camera.height, camera.width), reference_image,
-                                 person_mask(ref_fit, ref_detections, body))
+        plate = reference_plate(settings.background, (camera.height, camera.width), reference_image, ref_fit,
+                                ref_detections, body)
         write_png(out / "background.png", plate)
     render_animation(out, aligned, body, renderer, cameras, plate=plate, video_name=video_name, fps=fps,
                      guidance=settings.camera_path is not None)

@@ -89,15 +89,19 @@ class GuidanceFolder:
         return self._files[guidance_type][index]
 
     def read(self, guidance_type: str, index: int) -> np.ndarray:
-        """Frame ``index`` of ``guidance_type`` as uint8 (H, W, 3) RGB (grey frames are
-        repeated over the three channels, as Champ's loader converts them)."""
-        path = self._files[guidance_type][index]
-        try:
-            with Image.open(path) as image:
-                frame = np.asarray(image.convert("RGB"))
-        except OSError as error:
-            raise Champ3dInputError(path, f"unreadable guidance frame ({error})") from error
-        if frame.shape[:2] != self.size:
-            raise Champ3dInputError(path, f"frame is {frame.shape[0]}x{frame.shape[1]}, the folder's frames are "
-                                          f"{self.size[0]}x{self.size[1]}")
-        return frame
+        """Frame ``index`` of ``guidance_type`` (see :func:`read_frame`)."""
+        return read_frame(self._files[guidance_type][index], self.size)
+
+
+def read_frame(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """One frame file of a frame folder as uint8 (H, W, 3) RGB (grey frames are repeated over
+    the three channels, as Champ's loader converts them); it must be ``size`` (H, W)."""
+    try:
+        with Image.open(path) as image:
+            frame = np.asarray(image.convert("RGB"))
+    except OSError as error:
+        raise Champ3dInputError(path, f"unreadable frame ({error})") from error
+    if frame.shape[:2] != tuple(size):
+        raise Champ3dInputError(path, f"frame is {frame.shape[0]}x{frame.shape[1]}, the folder's frames are "
+                                      f"{size[0]}x{size[1]}")
+    return frame

@@ -38,9 +38,9 @@ import cv2
 import numpy as np
 import torch
 
-from champ3d.animation import path_cameras, person_mask, render_animation, textured_renderer, write_png
+from champ3d.animation import path_cameras, reference_plate, render_animation, textured_renderer, write_png
 from champ3d.appearance import TextureViews, reference_texture
-from champ3d.background import BackgroundSpec, background_plate
+from champ3d.background import BackgroundSpec
 from champ3d.body.base import BodyModel
 from champ3d.eval.multiview import GEOMETRY_FILE, save_view_geometry
 from champ3d.fitting.fit_io import save_fit
@@ -92,8 +92,7 @@ def render_orbit(ref: Path, out: Path, body: BodyModel, path: CameraPath, *, siz
                        error_2d=np.zeros(views, np.float32), backend=fitted.fit.backend)
         cameras = path_cameras(path, clip, camera, np.arange(views))
         renderer = textured_renderer(body, texture, camera)
-        mask = person_mask(fitted.fit, fitted.detections, body) if background.kind == "inpaint" else None
-        plate = background_plate(background, (camera.height, camera.width), image, mask)
+        plate = reference_plate(background, (camera.height, camera.width), image, fitted.fit, fitted.detections, body)
         if background != BLACK:
             write_png(tmp / "background.png", plate)
         render_animation(tmp, clip, body, renderer, cameras, plate=plate, video_name="orbit.mp4", fps=fps,

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from champ3d.errors import Champ3dInputError
-from champ3d.guidance_folder import GuidanceFolder
+from champ3d.guidance_folder import GuidanceFolder, read_frame
 from champ3d.io.atomic import atomic_output_dir
 from champ3d.io.frames import open_frames
 from champ3d.io.writers import PngSequenceWriter
@@ -63,15 +63,7 @@ class TrainingClip:
 
     def image(self, index: int) -> np.ndarray:
         """Ground-truth frame ``index``: uint8 (H, W, 3) RGB."""
-        path = self._images[index]
-        try:
-            with Image.open(path) as image:
-                frame = np.asarray(image.convert("RGB"))
-        except OSError as error:
-            raise Champ3dInputError(path, f"unreadable frame ({error})") from error
-        if frame.shape[:2] != self.size:
-            raise Champ3dInputError(path, f"frame is {frame.shape[0]}x{frame.shape[1]}, the clip is {self.size[0]}x{self.size[1]}")
-        return frame
+        return read_frame(self._images[index], self.size)
 
     def guidance_frame(self, guidance_type: str, index: int) -> np.ndarray:
         """Guidance frame ``index``: uint8 (H, W, 3) RGB; the semantic map is zero where the mask is."""
