@@ -7,7 +7,10 @@ turn-around clip or, in self-reenactment, the driving video itself), each is fit
 segmentation: :meth:`~champ3d.fitting.fitter.FitSettings.tight`) and baked through its own fit (every ``every``-th
 frame of a video, at most :data:`MAX_VIDEO_BAKES` frames spread over it; frames where the
 person was lost are skipped), and all bakes are fused per texel with the reference's
-(:mod:`texture.fusion`, a confidence-weighted robust median). Texels the reference photo
+(:mod:`texture.fusion`, a confidence-weighted robust median). With ``refine``, each baked
+frame's pose is first refined photometrically (:mod:`champ3d.fitting.photometric`) against
+the fusion of the reference and all other bakes over the texels it sees, then re-baked, so
+that frames fitted a few pixels apart stop blurring each other. Texels the reference photo
 sees well (confidence at least :data:`REFERENCE_FIRST`) keep the photo's colours: the
 person should look like the photo, and a fusion of many views, each fitted a little
 differently, blurs detail such as the face. In-filling (:mod:`texture.infill`) then only
@@ -30,7 +33,10 @@ from tqdm import tqdm
 from champ3d.body.base import BodyModel
 from champ3d.detect.mediapipe_person import PersonDetections
 from champ3d.errors import Champ3dInputError
+from champ3d.body.base import BodyParams
+from champ3d.fitting.camera import CameraIntrinsics
 from champ3d.fitting.fitter import BodyFit
+from champ3d.fitting.photometric import PhotometricRefiner
 from champ3d.io.frames import open_frames
 from texture.atlas import UVAtlas
 from texture.bake import TextureSample, bake_texture
@@ -65,6 +71,7 @@ class TextureViews:
 
     paths: Tuple[Path, ...] = ()
     every: int = 10  # bake every n-th frame of a video
+    refine: bool = False  # refine each baked frame's pose photometrically before fusing
 
     def __post_init__(self):
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
@@ -80,36 +87,76 @@ def frames_to_bake(found: np.ndarray, every: int, limit: int = MAX_VIDEO_BAKES) 
     return candidates
 
 
+@dataclass
+class BakedView:
+    """One baked frame and what it was baked from (``params``: its one-frame fit)."""
+
+    image: np.ndarray
+    person_mask: np.ndarray
+    params: BodyParams
+    camera: CameraIntrinsics
+    sample: TextureSample
+
+
+def bake_view(image: np.ndarray, person_mask: np.ndarray, params: BodyParams, camera: CameraIntrinsics,
+              body: BodyModel, atlas: UVAtlas) -> BakedView:
+    with torch.no_grad():
+        vertices = body(params).vertices[0].numpy()
+    return BakedView(image, person_mask, params, camera, bake_texture(image, person_mask, vertices, camera, atlas))
+
+
 def bake_fitted(path, fit: BodyFit, detections: PersonDetections, body: BodyModel, atlas: UVAtlas,
-                frames: Sequence[int]) -> List[TextureSample]:
-    """Bake ``frames`` of the media at ``path`` (streamed, never all held) through ``fit``."""
+                frames: Sequence[int]) -> List[BakedView]:
+    """Bake ``frames`` of the media at ``path`` (streamed: only those frames are kept) through ``fit``."""
     wanted = set(int(i) for i in frames)
     if not wanted:
         return []
-    samples = []
+    views = []
     source = open_frames(path, max_frames=max(wanted) + 1)
     for index, image in enumerate(tqdm(source, desc=f"bake {Path(path).name}", unit="frame", leave=False)):
-        if index not in wanted:
-            continue
-        with torch.no_grad():
-            vertices = body(fit.params.select(slice(index, index + 1))).vertices[0].numpy()
-        samples.append(bake_texture(image, detections.full_mask(index), vertices, fit.camera, atlas))
-    return samples
+        if index in wanted:
+            views.append(bake_view(image, detections.full_mask(index), fit.params.select(slice(index, index + 1)),
+                                   fit.camera, body, atlas))
+    return views
 
 
-def bake_views(views: TextureViews, body: BodyModel, atlas: UVAtlas) -> Tuple[List[TextureSample], List[dict]]:
-    """Fit and bake every media of ``views``; the samples and, per media, what was used."""
+def refine_views(views: Sequence[BakedView], anchors: Sequence[TextureSample], body: BodyModel,
+                 atlas: UVAtlas) -> Tuple[List[BakedView], dict]:
+    """Each view refined (:class:`~champ3d.fitting.photometric.PhotometricRefiner`) against
+    the fusion of ``anchors`` and the other views over the texels it sees, in turn (a view
+    refined earlier is compared in its refined state), and re-baked when its pose changed;
+    with a record of how many changed and the mean photometric error before and after."""
+    refiners, views, before, after = {}, list(views), [], []
+    for k in tqdm(range(len(views)), desc="refine views", unit="view", leave=False):
+        view = views[k]
+        seen = view.sample.seen
+        others = [*anchors, *(v.sample for j, v in enumerate(views) if j != k)]
+        target = fuse_textures([TextureSample(s.colour, np.where(seen, s.confidence, 0.0)) for s in others])
+        key = tuple(view.camera.to_dict().values())
+        refiner = refiners.setdefault(key, PhotometricRefiner(body, view.camera))
+        result = refiner(view.image, view.person_mask, view.params, target)
+        before.append(result.error_before)
+        after.append(min(result.error_after, result.error_before))
+        if result.kept:
+            views[k] = bake_view(view.image, view.person_mask, result.params, view.camera, body, atlas)
+    record = {"views": len(views), "changed": sum(a < b for a, b in zip(after, before)),
+              "error_before": float(np.mean(before)), "error_after": float(np.mean(after))}
+    return views, record
+
+
+def bake_views(views: TextureViews, body: BodyModel, atlas: UVAtlas) -> Tuple[List[BakedView], List[dict]]:
+    """Fit and bake every media of ``views``; the baked frames and, per media, what was used."""
     from champ3d.guidance import fit_media
 
-    samples, records = [], []
+    baked, records = [], []
     for path in views.paths:
         fitted = fit_media(path, body, tight=True)
         frames = frames_to_bake(fitted.detections.found, views.every)
         if len(frames) == 0:
             raise Champ3dInputError(path, "the person is not found in any frame that would be baked")
-        samples += bake_fitted(path, fitted.fit, fitted.detections, body, atlas, frames)
+        baked += bake_fitted(path, fitted.fit, fitted.detections, body, atlas, frames)
         records.append({"path": str(path), "frames": fitted.detections.num_frames, "baked": frames.tolist()})
-    return samples, records
+    return baked, records
 
 
 def reference_texture(image: np.ndarray, fit: BodyFit, detections: PersonDetections, body: BodyModel,
@@ -129,11 +176,14 @@ def reference_texture(image: np.ndarray, fit: BodyFit, detections: PersonDetecti
     info = {"atlas_size": atlas.size, "texels_seen": float(seen.mean())}
     sample, from_photo = reference, reference.seen
     if views is not None and views.paths:
-        others, records = bake_views(views, body, atlas)
-        fused = fuse_textures([reference, *others])
+        baked, records = bake_views(views, body, atlas)
+        info["views"] = records
+        if views.refine:
+            baked, info["refinement"] = refine_views(baked, [reference], body, atlas)
+        fused = fuse_textures([reference, *(view.sample for view in baked)])
         from_photo = reference.confidence >= REFERENCE_FIRST
         sample = TextureSample(np.where(from_photo[..., None], reference.colour, fused.colour), fused.confidence)
-        info |= {"views": records, "texels_seen_fused": float((atlas.gather(sample.confidence) > 0).mean())}
+        info["texels_seen_fused"] = float((atlas.gather(sample.confidence) > 0).mean())
     if infill_weights is None:
         texture, info["infill"] = fill_texture(sample, atlas), "weight-free"
     else:

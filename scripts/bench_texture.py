@@ -17,7 +17,12 @@ Measures, on the real footage (``$CHAMP3D_FIXTURES``, default ``../shared/fixtur
   baked and the bakes are fused, as ``--texture-views`` does (:mod:`champ3d.appearance`);
   coverage is measured before in-filling, then the filled
   texture is rendered with the fitted pose and camera of the frames halfway between fused
-  ones (never used for the texture) and compared with them (PSNR inside the body mask).
+  ones (never used for the texture) and compared with them (PSNR inside the body mask):
+  ``held_out``. The same again after the baked frames are refined photometrically, as
+  ``--texture-refine`` does (``refined_views_held_out``), and with the held-out frames'
+  poses refined too, against the fused texture (``refined_views_and_held_out``: the
+  test-time pose optimisation of avatar papers; the held-out frames' pixels then enter
+  their own pose, never the texture).
 
 Wall-clock times depend on other load on the machine, reported as the load average.
 """
@@ -38,8 +43,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from champ3d.appearance import bake_fitted, frames_to_bake  # noqa: E402
+from champ3d.appearance import bake_fitted, frames_to_bake, refine_views  # noqa: E402
 from champ3d.body.anny_body import AnnyBody  # noqa: E402
+from champ3d.fitting.photometric import PhotometricRefiner  # noqa: E402
 from champ3d.guidance import fit_media  # noqa: E402
 from champ3d.io.atomic import atomic_write_path  # noqa: E402
 from champ3d.io.frames import open_frames  # noqa: E402
@@ -105,35 +111,55 @@ def bench_photo(body, atlas: UVAtlas, path: Path, repeats: int) -> dict:
     }
 
 
+def held_out_psnr(body, fit, detections, frames, held_out, fused, atlas, refiner=None) -> dict:
+    """PSNR of the filled ``fused`` texture rendered with each held-out frame's fitted pose
+    (refined against ``fused`` first when ``refiner`` is given) against that frame."""
+    texture = fill_texture(fused, atlas)
+    cameras = fit.camera.to_cameras()
+    psnr = []
+    for i in held_out:
+        params = fit.params.select(slice(i, i + 1))
+        if refiner is not None:
+            params = refiner(frames[i], detections.full_mask(i), params, fused).params
+        with torch.no_grad():
+            vertices = body(params).vertices.numpy()
+        render, covered = render_textured(body, vertices, texture, cameras)
+        psnr.append(masked_psnr(render[0], frames[i], body_mask(covered[0], detections.full_mask(i))))
+    return {
+        "frames": held_out, "psnr_db": psnr, "psnr_db_mean": float(np.mean(psnr)),
+        "psnr_db_median": float(np.median(psnr)), "psnr_db_min": float(np.min(psnr)),
+        "fraction_at_least_20db": float(np.mean(np.array(psnr) >= 20.0)),
+    }
+
+
 def bench_video(body, atlas: UVAtlas, path: Path, step: int, repeats: int) -> dict:
     start = time.perf_counter()
     fitted = fit_media(path, body, tight=True)  # as --texture-views fits its views
     fit_s = time.perf_counter() - start
     frames = list(open_frames(path))
     fit, detections = fitted.fit, fitted.detections
-    with torch.no_grad():
-        vertices = body(fit.params).vertices.numpy()
     used = frames_to_bake(detections.found, step).tolist()
     start = time.perf_counter()
-    samples = bake_fitted(path, fit, detections, body, atlas, used)
+    baked = bake_fitted(path, fit, detections, body, atlas, used)
     bake_s = (time.perf_counter() - start) / len(used)
-    fused, fuse_s = timed(lambda: fuse_textures(samples), max(1, repeats // 2))
-    texture, fill_s = timed(lambda: fill_texture(fused, atlas), repeats)
+    fused, fuse_s = timed(lambda: fuse_textures([view.sample for view in baked]), max(1, repeats // 2))
+    _, fill_s = timed(lambda: fill_texture(fused, atlas), repeats)
     held_out = [i + step // 2 for i in used if i + step // 2 < len(frames)]
-    cameras = fit.camera.to_cameras()
-    psnr = []
-    for i in held_out:
-        render, covered = render_textured(body, vertices[i][None], texture, cameras)
-        psnr.append(masked_psnr(render[0], frames[i], body_mask(covered[0], detections.full_mask(i))))
+    start = time.perf_counter()
+    refined, record = refine_views(baked, [], body, atlas)  # as --texture-refine does
+    refine_s = time.perf_counter() - start
+    refined_fused = fuse_textures([view.sample for view in refined])
+    refiner = PhotometricRefiner(body, fit.camera)
     return {
         "frames": len(frames), "image_size": [fit.camera.height, fit.camera.width], "fit_s": fit_s,
         "fused_frames": used, "bake_ms_per_view_incl_decoding": 1000 * bake_s, "fuse_s": fuse_s,
         "fill_ms": 1000 * fill_s,
         "coverage_before_fill": coverage(fused, atlas),
-        "held_out_frames": held_out, "held_out_psnr_db": psnr,
-        "held_out_psnr_db_mean": float(np.mean(psnr)), "held_out_psnr_db_median": float(np.median(psnr)),
-        "held_out_psnr_db_min": float(np.min(psnr)),
-        "held_out_fraction_at_least_20db": float(np.mean(np.array(psnr) >= 20.0)),
+        "held_out": held_out_psnr(body, fit, detections, frames, held_out, fused, atlas),
+        "refined_views": record | {"refine_s": refine_s},
+        "refined_views_held_out": held_out_psnr(body, fit, detections, frames, held_out, refined_fused, atlas),
+        "refined_views_and_held_out": held_out_psnr(body, fit, detections, frames, held_out, refined_fused, atlas,
+                                                    refiner),
     }
 
 

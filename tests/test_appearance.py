@@ -87,10 +87,14 @@ def test_a_back_view_fills_the_back_with_the_persons_colours(turn_photos, body):
     assert psnr["fused"] > 22.0 and psnr["fused"] > psnr["alone"] + 3.0, psnr
 
 
-def test_orbit_takes_texture_views_and_a_background(turn_photos, tmp_path):
+def test_orbit_takes_refined_texture_views_and_a_background(turn_photos, tmp_path, capsys):
     out = tmp_path / "orbit"
     assert main(["orbit", "--ref", str(turn_photos[FRONT]), "--out", str(out), "--views", "4", "--size", "96",
-                 "--atlas-size", "256", "--texture-views", str(turn_photos[BACK]), "--background", "inpaint"]) == 0
+                 "--atlas-size", "256", "--texture-views", str(turn_photos[BACK]), "--texture-refine",
+                 "--background", "inpaint"]) == 0
+    summary, _ = json.JSONDecoder().raw_decode(capsys.readouterr().out)  # the JSON, then a line of text
+    refinement = summary["texture"]["refinement"]
+    assert refinement["views"] == 1 and refinement["error_after"] <= refinement["error_before"]
     assert (out / "background.png").is_file() and (out / "texture.png").is_file()
     assert (out / "texture_sources.png").is_file()
     assert open_frames(out / "orbit.mp4").num_frames == 4

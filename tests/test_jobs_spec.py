@@ -126,6 +126,7 @@ def test_missing_input_names_case_field_and_path(job_dir):
     ("texture_views: [gone.mp4]", "texture_views[0]", "gone.mp4 does not exist"),
     ("texture_views: ubc.mp4", "texture_views", "must be a non-empty list of strings"),
     ("texture_every: 0", "texture_every", "must be an integer >= 1"),
+    ("texture_refine: 1", "texture_refine", "must be true or false"),
     ("generator: champ, weights: weights, texture_views: [ubc.mp4]", "texture_views",
      "only the mesh generator reads it"),
     ("infill_weights: photo.jpg", "infill_weights", "is not a folder"),
@@ -179,14 +180,14 @@ def test_camera_path_and_texture_views_enter_the_generate_stage(job_dir):
     (job_dir / "turn.yaml").write_text("type: orbit\nviews: 8\nelevation: 10\n")
     job = load_job(write_job(job_dir, "output: o\ncases:\n  - {name: a, ref: photo.jpg, driving: dance.mp4, "
                                       "camera_path: turn.yaml, texture_views: [ubc.mp4, photo.jpg], "
-                                      "texture_every: 5}\n"))
+                                      "texture_every: 5, texture_refine: true}\n"))
     case = job.cases[0]
     assert case.camera_path == str(job_dir / "turn.yaml")
     assert case.texture_views == (job_dir / "ubc.mp4", job_dir / "photo.jpg")
     mesh = GENERATORS["mesh"]
     settings = mesh.settings(case, "a")
     assert settings["camera_path"]["views"] == 8 and settings["camera_path"]["elevation"] == 10
-    assert (settings["texture_views"], settings["texture_every"]) == (2, 5)
+    assert (settings["texture_views"], settings["texture_every"], settings["texture_refine"]) == (2, 5, True)
     assert mesh.inputs(case) == {"texture_view_0": job_dir / "ubc.mp4", "texture_view_1": job_dir / "photo.jpg"}
 
 

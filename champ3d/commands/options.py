@@ -48,6 +48,9 @@ def add_texture_options(parser: argparse.ArgumentParser) -> None:
                             "clip; the driving video in self-reenactment); give photos as separate files")
     group.add_argument("--texture-every", type=positive_int, default=10, metavar="N",
                        help="bake every N-th frame of a --texture-views video (default 10)")
+    group.add_argument("--texture-refine", action="store_true",
+                       help="refine each baked frame's pose photometrically against the other views before fusing "
+                            "(sharper fused textures; about 2.5 s per baked frame on 2 cores)")
     group.add_argument("--infill-weights", type=Path, default=None, metavar="DIR",
                        help="fill unseen texels with this Stable Diffusion inpainting pipeline folder (diffusers "
                             "layout, read locally) instead of the weight-free in-filling")
@@ -58,7 +61,7 @@ def texture_views(args: argparse.Namespace):
     from champ3d.appearance import TextureViews
 
     check_media(*args.texture_views)
-    return TextureViews(tuple(args.texture_views), args.texture_every)
+    return TextureViews(tuple(args.texture_views), args.texture_every, args.texture_refine)
 
 
 def add_body_options(parser: argparse.ArgumentParser) -> None:

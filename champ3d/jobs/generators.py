@@ -33,7 +33,8 @@ from champ3d.errors import Champ3dInputError
 #: The generated video in the generate stage's result folder.
 VIDEO = "video.mp4"
 # Case keys each generator reads, beyond those every case has.
-_OWN_KEYS = {"mesh": ("atlas_size", "background", "camera_path", "texture_views", "texture_every", "infill_weights"),
+_OWN_KEYS = {"mesh": ("atlas_size", "background", "camera_path", "texture_views", "texture_every", "texture_refine",
+                      "infill_weights"),
              "champ": ("weights", "generator_config")}
 
 
@@ -98,6 +99,7 @@ def _mesh_settings(case, where: str) -> dict:
     return {"atlas_size": atlas_size, "background": {"kind": spec.kind, "colour": spec.colour},
             "camera_path": None if path is None else dataclasses.asdict(path),
             "texture_views": len(case.texture_views), "texture_every": case.texture_every,
+            "texture_refine": case.texture_refine,
             "infill": "weight-free" if case.infill_weights is None else "learned"}
 
 
@@ -114,7 +116,7 @@ def _mesh_generate(body, case, folder, reference: np.ndarray, out: Path, fps) ->
 
     settings = AnimationSettings(size=case.size, atlas_size=case.atlas_size, background=_background(case, case.name),
                                  camera_path=_camera_path(case, case.name),
-                                 texture_views=TextureViews(case.texture_views, case.texture_every),
+                                 texture_views=TextureViews(case.texture_views, case.texture_every, case.texture_refine),
                                  infill_weights=case.infill_weights)
     animate_guidance(folder.path, out, reference, body, settings, fps, video_name=VIDEO, where=case.ref)
 

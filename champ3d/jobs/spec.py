@@ -28,7 +28,8 @@ the job file's folder. Case keys:
     an image file), ``camera_path`` (a camera-path YAML file or a shortcut such as
     ``orbit:views=120``; :mod:`render.camera_paths`), ``texture_views`` (a list of more
     photos or videos of the reference person to fuse into its texture) and
-    ``texture_every`` (default 10; :mod:`champ3d.appearance`), and ``infill_weights`` (a
+    ``texture_every`` (default 10) and ``texture_refine`` (default false: refine each baked
+    frame's pose photometrically before fusing; :mod:`champ3d.appearance`), and ``infill_weights`` (a
     Stable Diffusion inpainting pipeline folder for the texture's unseen parts;
     :mod:`texture.learned_infill`; default: the weight-free in-filling). Evaluating a
     self-reenactment whose ``texture_views`` include the ground-truth clip measures
@@ -98,6 +99,7 @@ class CaseSpec:
     camera_path: Optional[str] = None
     texture_views: tuple[Path, ...] = ()
     texture_every: int = 10
+    texture_refine: bool = False
     infill_weights: Optional[Path] = None
     generator_config: dict = dataclasses.field(default_factory=dict)
     weights: Optional[Path] = None
@@ -240,6 +242,7 @@ _CASE_FIELDS: dict[str, Callable] = {
     "camera_path": _optional(_string),
     "texture_views": _string_list,
     "texture_every": _integer(1),
+    "texture_refine": _boolean,
     "infill_weights": _optional(_string),
     "generator_config": _mapping_any,
     "weights": _optional(_string),
