@@ -131,16 +131,20 @@ def refine_views(views: Sequence[BakedView], anchors: Sequence[TextureSample], b
         view = views[k]
         seen = view.sample.seen
         others = [*anchors, *(v.sample for j, v in enumerate(views) if j != k)]
+        if not others:  # nothing to compare with
+            continue
         target = fuse_textures([TextureSample(s.colour, np.where(seen, s.confidence, 0.0)) for s in others])
         key = tuple(view.camera.to_dict().values())
         refiner = refiners.setdefault(key, PhotometricRefiner(body, view.camera))
         result = refiner(view.image, view.person_mask, view.params, target)
-        before.append(result.error_before)
-        after.append(min(result.error_after, result.error_before))
+        if np.isfinite(result.error_before):  # else no pixel to compare: the view stays as fitted
+            before.append(result.error_before)
+            after.append(min(result.error_after, result.error_before))
         if result.kept:
             views[k] = bake_view(view.image, view.person_mask, result.params, view.camera, body, atlas)
-    record = {"views": len(views), "changed": sum(a < b for a, b in zip(after, before)),
-              "error_before": float(np.mean(before)), "error_after": float(np.mean(after))}
+    mean = lambda errors: float(np.mean(errors)) if errors else None
+    record = {"views": len(views), "compared": len(before), "changed": sum(a < b for a, b in zip(after, before)),
+              "error_before": mean(before), "error_after": mean(after)}
     return views, record
 
 

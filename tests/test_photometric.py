@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from champ3d.appearance import bake_view, refine_views
 from champ3d.fitting.camera import CameraIntrinsics
 from champ3d.fitting.photometric import PhotometricRefiner
 from champ3d.guidance import fit_media
@@ -26,31 +27,55 @@ def patterned_texture(size: int) -> np.ndarray:
                      0.5 + 0.4 * np.cos(2 * np.pi * 4 * (u + v))], axis=-1).astype(np.float32)
 
 
-def test_a_displaced_body_is_pulled_back_onto_its_render(body):
+@pytest.fixture(scope="module")
+def patterned_scene(body):
+    """A body at rest facing the camera, drawn with a patterned texture over white; the
+    same body shifted and turned by 5 degrees."""
     camera = CameraIntrinsics.centred(256, 384)
     truth = body.zero_params(1)
     truth.transl = torch.tensor([[0.0, 0.05, 46.0]])
     colour = patterned_texture(256)
-    texture = TextureSample(colour, np.ones(colour.shape[:2], np.float32))
     with torch.no_grad():
         vertices = body(truth).vertices.numpy()
     render, covered = render_textured(body, vertices, colour, camera.to_cameras())
-    image = np.where(covered[0][..., None], render[0], 1.0)
-    image = (image * 255).round().astype(np.uint8)
+    image = (np.where(covered[0][..., None], render[0], 1.0) * 255).round().astype(np.uint8)
+    displaced = truth.detach()
+    displaced.global_orient = torch.tensor([[0.0, np.deg2rad(5.0), 0.0]], dtype=torch.float32)
+    displaced.transl = truth.transl + torch.tensor([[0.03, -0.02, 0.0]])
+    return {"camera": camera, "colour": colour, "vertices": vertices, "image": image, "mask": covered[0],
+            "displaced": displaced}
 
-    start = truth.detach()
-    start.global_orient = torch.tensor([[0.0, np.deg2rad(5.0), 0.0]], dtype=torch.float32)
-    start.transl = truth.transl + torch.tensor([[0.03, -0.02, 0.0]])
-    result = PhotometricRefiner(body, camera)(image, covered[0], start, texture)
+
+def test_a_displaced_body_is_pulled_back_onto_its_render(body, patterned_scene):
+    scene = patterned_scene
+    camera, start = scene["camera"], scene["displaced"]
+    texture = TextureSample(scene["colour"], np.ones(scene["colour"].shape[:2], np.float32))
+    result = PhotometricRefiner(body, camera)(scene["image"], scene["mask"], start, texture)
 
     assert result.kept and result.error_after < 0.1 * result.error_before
 
     def pixel_error(params):  # mean distance of the projected vertices to the true ones, pixels
         with torch.no_grad():
             posed = body(params).vertices[0]
-        return float((camera.project(posed) - camera.project(torch.from_numpy(vertices[0]))).norm(dim=-1).mean())
+        return float((camera.project(posed) - camera.project(torch.from_numpy(scene["vertices"][0]))).norm(dim=-1).mean())
 
     assert pixel_error(start) > 4.0 and pixel_error(result.params) < 0.5  # depth is not observed: 2D only
+
+
+def test_a_view_baked_through_a_displaced_fit_is_refined_against_the_anchor(body, patterned_scene):
+    scene = patterned_scene
+    atlas = UVAtlas.from_body(body, 256)
+    anchor = TextureSample(scene["colour"], atlas.island_mask.astype(np.float32))
+    view = bake_view(scene["image"], scene["mask"], scene["displaced"], scene["camera"], body, atlas)
+    (refined,), record = refine_views([view], [anchor], body, atlas)
+    assert record["views"] == record["compared"] == record["changed"] == 1
+    assert record["error_after"] < 0.2 * record["error_before"]
+    seen = refined.sample.seen & view.sample.seen & atlas.island_mask
+    error = lambda sample: np.abs(sample.colour[seen] - scene["colour"][seen]).mean()
+    assert error(refined.sample) < 0.5 * error(view.sample)  # the re-bake now holds the right colours
+
+    (alone,), record = refine_views([view], [], body, atlas)  # nothing to compare with
+    assert alone is view and record["compared"] == record["changed"] == 0 and record["error_before"] is None
 
 
 def test_a_refinement_that_does_not_help_is_not_kept(body):

@@ -93,8 +93,8 @@ class PhotometricRefiner:
     def __call__(self, image: np.ndarray, person_mask: np.ndarray, params: BodyParams,
                  texture: TextureSample) -> RefinedPose:
         """Refine ``params`` (one frame) so the body textured with ``texture`` (colour in
-        [0, 1]; only texels with confidence > 0 are compared) matches ``image`` (uint8
-        RGB) inside ``person_mask``."""
+        [0, 1]; pixels are compared where the texels they sample all have confidence > 0)
+        matches ``image`` (uint8 RGB) inside ``person_mask``."""
         if params.batch_size != 1:
             raise ValueError(f"params: expected one frame, got {params.batch_size}")
         s = self.settings
@@ -106,11 +106,9 @@ class PhotometricRefiner:
         optimiser = torch.optim.Adam(variables, lr=s.learning_rate)
         current = lambda: BodyParams(start.shape, variables[0], variables[1], start.hand_pose, variables[2])
         depth = start.transl[:, 2:].abs().clamp(min=1e-3)
-        error_before = None
+        error_before = self._error(*self._render(start, texture, photo)[:2], photo, on_person)
         for sigma in s.blur_sigmas:
             render, valid, fragments = self._render(current().detach(), texture, photo)
-            if error_before is None:
-                error_before = self._error(render, photo, valid & on_person)
             found = self._correspondences(fragments, render, valid & on_person, sigma)
             if found is None:
                 break
@@ -127,11 +125,8 @@ class PhotometricRefiner:
                 loss.backward()
                 optimiser.step()
         refined = current().detach()
-        render, valid, _ = self._render(refined, texture, photo)
-        error_after = self._error(render, photo, valid & on_person)
-        if error_before is None or not error_after < error_before:
-            return RefinedPose(start, error_before if error_before is not None else float("inf"), error_after)
-        return RefinedPose(refined, error_before, error_after)
+        error_after = self._error(*self._render(refined, texture, photo)[:2], photo, on_person)
+        return RefinedPose(refined if error_after < error_before else start, error_before, error_after)
 
     # -- pieces --------------------------------------------------------------------------
     def _render(self, params: BodyParams, texture: TextureSample, photo: np.ndarray):
@@ -149,7 +144,9 @@ class PhotometricRefiner:
         valid = eroded_mask(covered, COVERAGE_EROSION_PX) & seen
         return render, valid, fragments
 
-    def _error(self, render: np.ndarray, photo: np.ndarray, pixels: np.ndarray) -> float:
+    def _error(self, render: np.ndarray, valid: np.ndarray, photo: np.ndarray, on_person: np.ndarray) -> float:
+        """Mean robust photometric error over the ``valid`` pixels on the person."""
+        pixels = valid & on_person
         if not pixels.any():
             return float("inf")
         residual = np.square(render[pixels] - photo[pixels]).sum(axis=-1)
