@@ -211,7 +211,7 @@ def _gmof(residual_sq: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _reproducible_torch():
+def reproducible_torch():
     """One intra-op thread and torch's deterministic kernels for the block (with the default
     kernels, repeated fits of the same detections in one process differed in the last bits)."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
@@ -234,7 +234,7 @@ class BodyFitter:
     def fit(self, det: PersonDetections, camera: CameraIntrinsics, progress=None) -> BodyFit:
         if not det.found.any():
             raise ValueError("no person was found in any frame")
-        with _reproducible_torch():
+        with reproducible_torch():
             return self._fit(det, camera, progress)
 
     def _fit(self, det: PersonDetections, camera: CameraIntrinsics, progress) -> BodyFit:

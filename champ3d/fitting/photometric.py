@@ -21,7 +21,8 @@ stay) against a known texture:
   have a gradient.
 
 The refined pose is kept only when it lowers the unblurred robust error over the pixels
-of its own render; otherwise the fit is returned unchanged.
+of its own render; otherwise the fit is returned unchanged. Like the fitter, it runs on one
+torch thread with deterministic kernels, so a refinement is bit-identical from run to run.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import torch
 
 from champ3d.body.base import BodyModel, BodyParams
 from champ3d.fitting.camera import CameraIntrinsics
+from champ3d.fitting.fitter import reproducible_torch
 from render.rasterizer import MeshRasterizer
 from texture.bake import TextureSample, eroded_mask
 from texture.sampling import sample_texture
@@ -97,6 +99,10 @@ class PhotometricRefiner:
         matches ``image`` (uint8 RGB) inside ``person_mask``."""
         if params.batch_size != 1:
             raise ValueError(f"params: expected one frame, got {params.batch_size}")
+        with reproducible_torch():
+            return self._refine(image, person_mask, params, texture)
+
+    def _refine(self, image, person_mask, params: BodyParams, texture: TextureSample) -> RefinedPose:
         s = self.settings
         photo = np.asarray(image, np.float32) / 255.0
         on_person = eroded_mask(person_mask, s.mask_erosion_px)
