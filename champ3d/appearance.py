@@ -30,10 +30,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from champ3d.body.base import BodyModel
+from champ3d.body.base import BodyModel, BodyParams
 from champ3d.detect.mediapipe_person import PersonDetections
 from champ3d.errors import Champ3dInputError
-from champ3d.body.base import BodyParams
 from champ3d.fitting.camera import CameraIntrinsics
 from champ3d.fitting.fitter import BodyFit
 from champ3d.fitting.photometric import PhotometricRefiner

@@ -56,8 +56,9 @@ class PhotometricSettings:
 
 @dataclass
 class RefinedPose:
-    """The refined ``params`` (one frame), the robust photometric error of the fit before
-    and of ``params`` after, and whether the refinement was kept (``after < before``)."""
+    """The robust photometric error of the fit (``error_before``) and of the optimised pose
+    (``error_after``); ``params`` (one frame) is the optimised pose when that lowered the
+    error (``kept``), else the fit unchanged."""
 
     params: BodyParams
     error_before: float
