@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -42,7 +42,8 @@ from texture.bake import TextureSample, bake_texture
 from texture.fusion import fuse_textures
 from texture.infill import fill_texture
 
-#: Bakes kept from one video (each holds a float32 atlas: 16 MiB at 1024 texels).
+#: Bakes kept from one video (each holds a float32 atlas: 16 MiB at 1024 texels; with
+#: refinement, also its frame).
 MAX_VIDEO_BAKES = 48
 
 #: Reference-bake confidence (the cosine of the viewing angle) from which the reference's
@@ -88,25 +89,28 @@ def frames_to_bake(found: np.ndarray, every: int, limit: int = MAX_VIDEO_BAKES) 
 
 @dataclass
 class BakedView:
-    """One baked frame and what it was baked from (``params``: its one-frame fit)."""
+    """One baked frame: its one-frame fit (``params``, ``camera``), its bake, and the image
+    and person mask it was baked from (None unless kept for refinement)."""
 
-    image: np.ndarray
-    person_mask: np.ndarray
     params: BodyParams
     camera: CameraIntrinsics
     sample: TextureSample
+    image: Optional[np.ndarray] = None
+    person_mask: Optional[np.ndarray] = None
 
 
 def bake_view(image: np.ndarray, person_mask: np.ndarray, params: BodyParams, camera: CameraIntrinsics,
-              body: BodyModel, atlas: UVAtlas) -> BakedView:
+              body: BodyModel, atlas: UVAtlas, keep_frame: bool = False) -> BakedView:
     with torch.no_grad():
         vertices = body(params).vertices[0].numpy()
-    return BakedView(image, person_mask, params, camera, bake_texture(image, person_mask, vertices, camera, atlas))
+    sample = bake_texture(image, person_mask, vertices, camera, atlas)
+    return BakedView(params, camera, sample, *((image, person_mask) if keep_frame else ()))
 
 
 def bake_fitted(path, fit: BodyFit, detections: PersonDetections, body: BodyModel, atlas: UVAtlas,
-                frames: Sequence[int]) -> List[BakedView]:
-    """Bake ``frames`` of the media at ``path`` (streamed: only those frames are kept) through ``fit``."""
+                frames: Sequence[int], keep_frames: bool = False) -> List[BakedView]:
+    """Bake ``frames`` of the media at ``path`` (streamed) through ``fit``; with
+    ``keep_frames``, each view keeps its image and mask (for :func:`refine_views`)."""
     wanted = set(int(i) for i in frames)
     if not wanted:
         return []
@@ -115,7 +119,7 @@ def bake_fitted(path, fit: BodyFit, detections: PersonDetections, body: BodyMode
     for index, image in enumerate(tqdm(source, desc=f"bake {Path(path).name}", unit="frame", leave=False)):
         if index in wanted:
             views.append(bake_view(image, detections.full_mask(index), fit.params.select(slice(index, index + 1)),
-                                   fit.camera, body, atlas))
+                                   fit.camera, body, atlas, keep_frames))
     return views
 
 
@@ -125,6 +129,8 @@ def refine_views(views: Sequence[BakedView], anchors: Sequence[TextureSample], b
     the fusion of ``anchors`` and the other views over the texels it sees, in turn (a view
     refined earlier is compared in its refined state), and re-baked when its pose changed;
     with a record of how many changed and the mean photometric error before and after."""
+    if any(view.image is None for view in views):
+        raise ValueError("refine_views needs views baked with their frames kept (keep_frames=True)")
     refiners, views, before, after = {}, list(views), [], []
     for k in tqdm(range(len(views)), desc="refine views", unit="view", leave=False):
         view = views[k]
@@ -140,7 +146,7 @@ def refine_views(views: Sequence[BakedView], anchors: Sequence[TextureSample], b
             before.append(result.error_before)
             after.append(min(result.error_after, result.error_before))
         if result.kept:
-            views[k] = bake_view(view.image, view.person_mask, result.params, view.camera, body, atlas)
+            views[k] = bake_view(view.image, view.person_mask, result.params, view.camera, body, atlas, True)
     mean = lambda errors: float(np.mean(errors)) if errors else None
     record = {"views": len(views), "compared": len(before), "changed": sum(a < b for a, b in zip(after, before)),
               "error_before": mean(before), "error_after": mean(after)}
@@ -157,7 +163,7 @@ def bake_views(views: TextureViews, body: BodyModel, atlas: UVAtlas) -> Tuple[Li
         frames = frames_to_bake(fitted.detections.found, views.every)
         if len(frames) == 0:
             raise Champ3dInputError(path, "the person is not found in any frame that would be baked")
-        baked += bake_fitted(path, fitted.fit, fitted.detections, body, atlas, frames)
+        baked += bake_fitted(path, fitted.fit, fitted.detections, body, atlas, frames, keep_frames=views.refine)
         records.append({"path": str(path), "frames": fitted.detections.num_frames, "baked": frames.tolist()})
     return baked, records
 

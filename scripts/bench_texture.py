@@ -140,7 +140,7 @@ def bench_video(body, atlas: UVAtlas, path: Path, step: int, repeats: int) -> di
     fit, detections = fitted.fit, fitted.detections
     used = frames_to_bake(detections.found, step).tolist()
     start = time.perf_counter()
-    baked = bake_fitted(path, fit, detections, body, atlas, used)
+    baked = bake_fitted(path, fit, detections, body, atlas, used, keep_frames=True)
     bake_s = (time.perf_counter() - start) / len(used)
     fused, fuse_s = timed(lambda: fuse_textures([view.sample for view in baked]), max(1, repeats // 2))
     _, fill_s = timed(lambda: fill_texture(fused, atlas), repeats)

@@ -69,7 +69,7 @@ def test_a_view_baked_through_a_displaced_fit_is_refined_against_the_anchor(body
     scene = patterned_scene
     atlas = UVAtlas.from_body(body, 256)
     anchor = TextureSample(scene["colour"], atlas.island_mask.astype(np.float32))
-    view = bake_view(scene["image"], scene["mask"], scene["displaced"], scene["camera"], body, atlas)
+    view = bake_view(scene["image"], scene["mask"], scene["displaced"], scene["camera"], body, atlas, keep_frame=True)
     (refined,), record = refine_views([view], [anchor], body, atlas)
     assert record["views"] == record["compared"] == record["changed"] == 1
     assert record["error_after"] < 0.2 * record["error_before"]
@@ -79,6 +79,9 @@ def test_a_view_baked_through_a_displaced_fit_is_refined_against_the_anchor(body
 
     (alone,), record = refine_views([view], [], body, atlas)  # nothing to compare with
     assert alone is view and record["compared"] == record["changed"] == 0 and record["error_before"] is None
+    with pytest.raises(ValueError, match="keep_frames"):  # a view without its frame cannot be refined
+        refine_views([bake_view(scene["image"], scene["mask"], scene["displaced"], scene["camera"], body, atlas)],
+                     [anchor], body, atlas)
 
 
 def test_a_refinement_that_does_not_help_is_not_kept(body):
