@@ -111,10 +111,9 @@ def bench_photo(body, atlas: UVAtlas, path: Path, repeats: int) -> dict:
     }
 
 
-def held_out_psnr(body, fit, detections, frames, held_out, fused, atlas, refiner=None) -> dict:
-    """PSNR of the filled ``fused`` texture rendered with each held-out frame's fitted pose
-    (refined against ``fused`` first when ``refiner`` is given) against that frame."""
-    texture = fill_texture(fused, atlas)
+def held_out_psnr(body, fit, detections, frames, held_out, fused, texture, refiner=None) -> dict:
+    """PSNR of ``texture`` (``fused``, filled) rendered with each held-out frame's fitted
+    pose (refined against ``fused`` first when ``refiner`` is given) against that frame."""
     cameras = fit.camera.to_cameras()
     psnr = []
     for i in held_out:
@@ -143,23 +142,25 @@ def bench_video(body, atlas: UVAtlas, path: Path, step: int, repeats: int) -> di
     baked = bake_fitted(path, fit, detections, body, atlas, used, keep_frames=True)
     bake_s = (time.perf_counter() - start) / len(used)
     fused, fuse_s = timed(lambda: fuse_textures([view.sample for view in baked]), max(1, repeats // 2))
-    _, fill_s = timed(lambda: fill_texture(fused, atlas), repeats)
+    texture, fill_s = timed(lambda: fill_texture(fused, atlas), repeats)
     held_out = [i + step // 2 for i in used if i + step // 2 < len(frames)]
     start = time.perf_counter()
     refined, record = refine_views(baked, [], body, atlas)  # as --texture-refine does
     refine_s = time.perf_counter() - start
     refined_fused = fuse_textures([view.sample for view in refined])
+    refined_texture = fill_texture(refined_fused, atlas)
     refiner = PhotometricRefiner(body, fit.camera)
     return {
         "frames": len(frames), "image_size": [fit.camera.height, fit.camera.width], "fit_s": fit_s,
         "fused_frames": used, "bake_ms_per_view_incl_decoding": 1000 * bake_s, "fuse_s": fuse_s,
         "fill_ms": 1000 * fill_s,
         "coverage_before_fill": coverage(fused, atlas),
-        "held_out": held_out_psnr(body, fit, detections, frames, held_out, fused, atlas),
+        "held_out": held_out_psnr(body, fit, detections, frames, held_out, fused, texture),
         "refined_views": record | {"refine_s": refine_s},
-        "refined_views_held_out": held_out_psnr(body, fit, detections, frames, held_out, refined_fused, atlas),
-        "refined_views_and_held_out": held_out_psnr(body, fit, detections, frames, held_out, refined_fused, atlas,
-                                                    refiner),
+        "refined_views_held_out": held_out_psnr(body, fit, detections, frames, held_out, refined_fused,
+                                                refined_texture),
+        "refined_views_and_held_out": held_out_psnr(body, fit, detections, frames, held_out, refined_fused,
+                                                    refined_texture, refiner),
     }
 
 

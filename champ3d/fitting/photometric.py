@@ -107,16 +107,20 @@ class PhotometricRefiner:
         s = self.settings
         photo = np.asarray(image, np.float32) / 255.0
         on_person = eroded_mask(person_mask, s.mask_erosion_px)
+        seen = texture.seen[..., None].astype(np.float32)
+        draw = lambda pose: self._render(pose, texture.colour, seen, photo, on_person)
         start = params.detach()
         variables = [start.global_orient.clone().requires_grad_(True), start.body_pose.clone().requires_grad_(True),
                      start.transl.clone().requires_grad_(True)]
         optimiser = torch.optim.Adam(variables, lr=s.learning_rate)
         current = lambda: BodyParams(start.shape, variables[0], variables[1], start.hand_pose, variables[2])
         depth = start.transl[:, 2:].abs().clamp(min=1e-3)
-        error_before = self._error(*self._render(start, texture, photo)[:2], photo, on_person)
-        for sigma in s.blur_sigmas:
-            render, valid, fragments = self._render(current().detach(), texture, photo)
-            found = self._correspondences(fragments, render, valid & on_person, sigma)
+        render, valid, fragments = draw(start)
+        error_before = self._error(render, valid, photo)
+        for level, sigma in enumerate(s.blur_sigmas):
+            if level > 0:
+                render, valid, fragments = draw(current().detach())
+            found = self._correspondences(fragments, render, valid, sigma)
             if found is None:
                 break
             target = torch.from_numpy(np.ascontiguousarray(_blur(photo, sigma).transpose(2, 0, 1)))[None]
@@ -132,28 +136,29 @@ class PhotometricRefiner:
                 loss.backward()
                 optimiser.step()
         refined = current().detach()
-        error_after = self._error(*self._render(refined, texture, photo)[:2], photo, on_person)
+        error_after = self._error(*draw(refined)[:2], photo)
         return RefinedPose(refined if error_after < error_before else start, error_before, error_after)
 
     # -- pieces --------------------------------------------------------------------------
-    def _render(self, params: BodyParams, texture: TextureSample, photo: np.ndarray):
-        """The textured body over ``photo`` (float (H, W, 3)), the (H, W) pixels usable for
-        comparison (eroded coverage, seen texel) and the raster fragments."""
+    def _render(self, params: BodyParams, colour: np.ndarray, seen: np.ndarray, photo: np.ndarray,
+                on_person: np.ndarray):
+        """The body with texture ``colour`` over ``photo`` (float (H, W, 3)), the (H, W)
+        pixels to compare (eroded coverage, on the person, texels all ``seen`` (A, A, 1)
+        float) and the raster fragments."""
         with torch.no_grad():
             vertices = self.body(params).vertices.cpu().numpy()
         fragments = self._rasterizer(vertices, self._cameras, corner_attributes=self._corner_uv)
         covered = fragments.mask[0]
         uv = fragments.attributes[0][covered]
-        seen = np.zeros(covered.shape, bool)
-        seen[covered] = sample_texture(texture.seen[..., None].astype(np.float32), uv)[:, 0] > 0.999  # all 4 texels
+        all_seen = np.zeros(covered.shape, bool)
+        all_seen[covered] = sample_texture(seen, uv)[:, 0] > 0.999  # the 4 texels sampled
         render = photo.copy()
-        render[covered] = sample_texture(texture.colour, uv)
-        valid = eroded_mask(covered, COVERAGE_EROSION_PX) & seen
+        render[covered] = sample_texture(colour, uv)
+        valid = eroded_mask(covered, COVERAGE_EROSION_PX) & all_seen & on_person
         return render, valid, fragments
 
-    def _error(self, render: np.ndarray, valid: np.ndarray, photo: np.ndarray, on_person: np.ndarray) -> float:
-        """Mean robust photometric error over the ``valid`` pixels on the person."""
-        pixels = valid & on_person
+    def _error(self, render: np.ndarray, pixels: np.ndarray, photo: np.ndarray) -> float:
+        """Mean robust photometric error over ``pixels``."""
         if not pixels.any():
             return float("inf")
         residual = np.square(render[pixels] - photo[pixels]).sum(axis=-1)
