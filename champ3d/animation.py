@@ -133,8 +133,7 @@ def reference_plate(spec: BackgroundSpec, size: Tuple[int, int], image: np.ndarr
 def textured_renderer(body: BodyModel, texture: np.ndarray, camera: CameraIntrinsics,
                       batch: int = RENDER_BATCH) -> TexturedRenderer:
     """A renderer of ``body`` with ``texture`` at ``camera``'s image size."""
-    corner_uvs = body.uv_coords.numpy()[body.face_uv_indices.numpy()]
-    return TexturedRenderer(body.faces.numpy(), body.face_parts.numpy(), corner_uvs, texture,
+    return TexturedRenderer(body.faces.numpy(), body.face_parts.numpy(), body.corner_uvs(), texture,
                             (camera.height, camera.width), frames_per_pass=batch)
 
 

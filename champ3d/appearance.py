@@ -139,8 +139,9 @@ def refine_views(views: Sequence[BakedView], anchors: Sequence[TextureSample], b
         if not others:  # nothing to compare with
             continue
         target = fuse_textures([TextureSample(s.colour, np.where(seen, s.confidence, 0.0)) for s in others])
-        key = tuple(view.camera.to_dict().values())
-        refiner = refiners.setdefault(key, PhotometricRefiner(body, view.camera))
+        if view.camera not in refiners:
+            refiners[view.camera] = PhotometricRefiner(body, view.camera)
+        refiner = refiners[view.camera]
         result = refiner(view.image, view.person_mask, view.params, target)
         if np.isfinite(result.error_before):  # else no pixel to compare: the view stays as fitted
             before.append(result.error_before)

@@ -383,7 +383,7 @@ class TexturedRenderer:
         faces: (F, 3) triangle vertex indices.
         face_labels: (F,) part label (0..23) of every triangle.
         corner_uvs: (F, 3, 2) texture coordinates of each face corner (v up), e.g.
-            ``body.uv_coords[body.face_uv_indices]``.
+            ``body.corner_uvs()``.
         texture: the UV texture (see the module docstring; replace it with
             :meth:`set_texture`).
         image_size: (H, W).
@@ -391,7 +391,7 @@ class TexturedRenderer:
 
     Example::
 
-        renderer = TexturedRenderer(faces, labels, body.uv_coords[body.face_uv_indices], texture, (512, 512))
+        renderer = TexturedRenderer(faces, labels, body.corner_uvs(), texture, (512, 512))
         maps = renderer(verts, cameras)
         frame = composite(maps.colour[0], maps.alpha[0], background)
     """

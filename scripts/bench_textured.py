@@ -81,7 +81,7 @@ def main() -> None:
     body = AnnyBody()
     size = (args.size, args.size)
     faces, labels = body.faces.numpy(), body.face_parts.numpy()
-    corner_uvs = body.uv_coords.numpy()[body.face_uv_indices.numpy()]
+    corner_uvs = body.corner_uvs()
     poses = posed_sequence(body, args.frames, distance=40.0 * args.size / 512)
     cameras = PerspectiveCameras.champ(size)
     texture = np.random.default_rng(0).integers(0, 256, (args.atlas, args.atlas, 3), dtype=np.uint8)

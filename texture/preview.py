@@ -20,10 +20,9 @@ def render_textured(body, vertices: np.ndarray, texture: np.ndarray,
     ``texture`` (A, A, 3). Returns float32 (B, H, W, 3) RGB in [0, 1] and the bool (B, H, W)
     mask of covered pixels."""
     faces = body.faces.detach().cpu().numpy()
-    corner_uv = body.uv_coords.detach().cpu().numpy()[body.face_uv_indices.detach().cpu().numpy()]
     vertices = np.asarray(vertices, np.float32)
     fragments = MeshRasterizer(faces, cameras.image_size)(
-        vertices, cameras, corner_attributes=corner_uv)
+        vertices, cameras, corner_attributes=body.corner_uvs())
     mask = fragments.mask
     images = np.zeros(mask.shape + (3,), np.float32)
     images[mask] = sample_texture(texture, fragments.attributes[mask])

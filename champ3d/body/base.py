@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+import numpy as np
 import torch
 
 
@@ -87,6 +88,10 @@ class BodyModel(torch.nn.Module):
     num_shape: int
     knee_joints: tuple[int, int]
     backend: str
+
+    def corner_uvs(self) -> np.ndarray:
+        """(F, 3, 2) float32 texture coordinates of every triangle's corners."""
+        return self.uv_coords.detach().cpu().numpy()[self.face_uv_indices.detach().cpu().numpy()]
 
     def default_shape(self) -> torch.Tensor:
         raise NotImplementedError

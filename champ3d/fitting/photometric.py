@@ -89,7 +89,7 @@ class PhotometricRefiner:
         self.settings = settings or PhotometricSettings()
         faces = body.faces.detach().cpu()
         self._faces = faces.long()
-        self._corner_uv = body.uv_coords.detach().cpu().numpy()[body.face_uv_indices.detach().cpu().numpy()]
+        self._corner_uv = body.corner_uvs()
         self._rasterizer = MeshRasterizer(faces.numpy(), (camera.height, camera.width), frames_per_pass=1)
         self._cameras = camera.to_cameras()
 
