@@ -177,9 +177,8 @@ def reference_texture(image: np.ndarray, fit: BodyFit, detections: PersonDetecti
     holds the fraction of island texels the reference saw, that all views together saw,
     and the share of island texels from each source."""
     atlas = UVAtlas.from_body(body, atlas_size)
-    with torch.no_grad():
-        vertices = body(fit.params.select(slice(0, 1))).vertices[0].numpy()
-    reference = bake_texture(image, detections.full_mask(0), vertices, fit.camera, atlas)
+    reference = bake_view(image, detections.full_mask(0), fit.params.select(slice(0, 1)), fit.camera, body,
+                          atlas).sample
     seen = atlas.gather(reference.confidence) > 0
     if not seen.any():
         raise Champ3dInputError(where, "the fitted body covers no visible part of the person; nothing to texture")

@@ -38,7 +38,8 @@ import cv2
 import numpy as np
 import torch
 
-from champ3d.animation import path_cameras, reference_plate, render_animation, textured_renderer, write_png
+from champ3d.animation import (path_cameras, posed_vertices, reference_plate, render_animation, textured_renderer,
+                               write_png)
 from champ3d.appearance import TextureViews, reference_texture
 from champ3d.background import BackgroundSpec
 from champ3d.body.base import BodyModel
@@ -112,8 +113,7 @@ def render_orbit(ref: Path, out: Path, body: BodyModel, path: CameraPath, *, siz
                       for k, (a, e, d) in enumerate(zip(azimuth, elevation, distance))],
         }
         (tmp / "cameras.json").write_text(json.dumps(record, indent=2))
-        with torch.no_grad():
-            vertices = body(fitted.fit.params.select(slice(0, 1))).vertices[0].numpy()
+        vertices = posed_vertices(fitted.fit, body, slice(0, 1))[0][0]
         save_view_geometry(tmp / GEOMETRY_FILE, vertices, body.faces.numpy(), cameras)
         summary = {"views": views, "size": [camera.height, camera.width], "texture": texture_info,
                    "seconds": round(time.perf_counter() - started, 2)}
