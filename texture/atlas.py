@@ -284,6 +284,15 @@ def look_from(direction: np.ndarray, centre: np.ndarray, distance: float) -> tup
     return rotation, np.array([0.0, 0.0, distance]) - rotation @ centre
 
 
+def nearest_pixels(camera: PerspectiveCameras, points: np.ndarray, size: int):
+    """Rows, columns (int64, clipped to the ``size``-pixel square image) of the pixels
+    nearest to ``points`` (N, 3) seen by ``camera``, and their (N,) depths."""
+    uv, depth = camera.project(points[None])
+    rows = np.clip(np.rint(uv[0, :, 1]).astype(np.int64), 0, size - 1)
+    cols = np.clip(np.rint(uv[0, :, 0]).astype(np.int64), 0, size - 1)
+    return rows, cols, depth[0]
+
+
 def exposure(rest: np.ndarray, mesh_faces: np.ndarray, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
     """(N,) bool: texel points that pass the depth test, facing the camera, in at least one of
     26 near-orthographic views of the rest-pose mesh (from the cube's faces, edges, corners)."""
@@ -298,12 +307,10 @@ def exposure(rest: np.ndarray, mesh_faces: np.ndarray, points: np.ndarray, norma
         rotation, translation = look_from(direction, centre, FRONT_VIEW_DISTANCE)
         camera = PerspectiveCameras(rotation, translation, focal, (size, size))
         zbuf = rasterise(rest, mesh_faces, camera).zbuf[0]
-        uv, depth = camera.project(points[None])
-        rows = np.clip(np.rint(uv[0, :, 1]).astype(np.int64), 0, size - 1)
-        cols = np.clip(np.rint(uv[0, :, 0]).astype(np.int64), 0, size - 1)
+        rows, cols, depth = nearest_pixels(camera, points, size)
         drawn = zbuf[rows, cols]
         facing = normals @ rotation[2] < 0
-        exposed |= facing & (drawn > 0) & (depth[0] <= drawn + EXPOSURE_DEPTH_TOLERANCE)
+        exposed |= facing & (drawn > 0) & (depth <= drawn + EXPOSURE_DEPTH_TOLERANCE)
     return exposed
 
 
@@ -322,11 +329,9 @@ def front_partners(rest: np.ndarray, mesh_faces: np.ndarray, points: np.ndarray,
     focal = size * FRONT_VIEW_DISTANCE / extent
     camera = PerspectiveCameras(np.eye(3), np.zeros(3), focal, (size, size))
     fragments = rasterise(rest + offset, mesh_faces, camera)
-    uv, depth = camera.project((points + offset)[None])
-    pixel_r = np.clip(np.rint(uv[0, :, 1]).astype(np.int64), 0, size - 1)
-    pixel_c = np.clip(np.rint(uv[0, :, 0]).astype(np.int64), 0, size - 1)
+    pixel_r, pixel_c, depth = nearest_pixels(camera, points + offset, size)
     face = fragments.pix_to_face[0, pixel_r, pixel_c]
-    behind = fragments.zbuf[0, pixel_r, pixel_c] < depth[0] - 0.01
+    behind = fragments.zbuf[0, pixel_r, pixel_c] < depth - 0.01
     candidates = np.flatnonzero((normals[:, 2] > BACK_FACING_NORMAL_Z) & (face >= 0) & behind)
     bary = fragments.bary_coords[0, pixel_r[candidates], pixel_c[candidates]].astype(np.float64)
     front_points = np.einsum("nk,nkj->nj", bary, rest[mesh_faces[face[candidates]]])
