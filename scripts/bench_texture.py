@@ -22,7 +22,10 @@ Measures, on the real footage (``$CHAMP3D_FIXTURES``, default ``../shared/fixtur
   ``--texture-refine`` does (``refined_views_held_out``), and with the held-out frames'
   poses refined too, against the fused texture (``refined_views_and_held_out``: the
   test-time pose optimisation of avatar papers; the held-out frames' pixels then enter
-  their own pose, never the texture).
+  their own pose, never the texture). Last, ``nearest_view_and_held_out``: each held-out
+  frame's texture is the single fused frame just before it (``--video-step`` / 2 frames
+  away), its pose refined against that view: what a texture can explain of the frame
+  when the fusion is left out.
 
 Wall-clock times depend on other load on the machine, reported as the load average.
 """
@@ -37,12 +40,12 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from champ3d.animation import posed_vertices  # noqa: E402
 from champ3d.appearance import bake_fitted, frames_to_bake, refine_views  # noqa: E402
 from champ3d.body.anny_body import AnnyBody  # noqa: E402
 from champ3d.fitting.photometric import PhotometricRefiner  # noqa: E402
@@ -51,7 +54,7 @@ from champ3d.io.atomic import atomic_write_path  # noqa: E402
 from champ3d.io.frames import open_frames  # noqa: E402
 from champ3d.io.images import read_image  # noqa: E402
 from texture.atlas import UVAtlas  # noqa: E402
-from texture.bake import bake_texture  # noqa: E402
+from texture.bake import bake_texture, eroded_mask  # noqa: E402
 from texture.fusion import fuse_textures  # noqa: E402
 from texture.infill import fill_texture  # noqa: E402
 from texture.preview import masked_psnr, render_textured  # noqa: E402
@@ -72,8 +75,7 @@ def timed(function, repeats: int):
 
 
 def body_mask(covered: np.ndarray, person_mask: np.ndarray) -> np.ndarray:
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * MASK_EROSION_PX + 1,) * 2)
-    return covered & cv2.erode(person_mask.astype(np.uint8), kernel).astype(bool)
+    return covered & eroded_mask(person_mask, MASK_EROSION_PX)
 
 
 def coverage(sample, atlas: UVAtlas) -> dict:
@@ -97,8 +99,7 @@ def bench_photo(body, atlas: UVAtlas, path: Path, repeats: int) -> dict:
     start = time.perf_counter()
     fitted = fit_media(path, body)
     fit_s = time.perf_counter() - start
-    with torch.no_grad():
-        vertices = body(fitted.fit.params).vertices[0].numpy()
+    vertices = posed_vertices(fitted.fit, body, slice(0, 1))[0][0]
     image, mask, camera = read_image(path), fitted.detections.full_mask(0), fitted.fit.camera
     sample, bake_s = timed(lambda: bake_texture(image, mask, vertices, camera, atlas), repeats)
     texture, fill_s = timed(lambda: fill_texture(sample, atlas), repeats)
@@ -111,19 +112,21 @@ def bench_photo(body, atlas: UVAtlas, path: Path, repeats: int) -> dict:
     }
 
 
-def held_out_psnr(body, fit, detections, frames, held_out, fused, texture, refiner=None) -> dict:
-    """PSNR of ``texture`` (``fused``, filled) rendered with each held-out frame's fitted
-    pose (refined against ``fused`` first when ``refiner`` is given) against that frame."""
+def held_out_psnr(body, fit, detections, frames, held_out, texture_for, refiner=None) -> dict:
+    """PSNR of each held-out frame ``k``'s texture ``texture_for(k) -> (TextureSample, filled
+    uint8 texture)`` rendered with k's fitted pose (refined against the sample first when
+    ``refiner`` is given) against frame k."""
     cameras = fit.camera.to_cameras()
     psnr = []
     for i in held_out:
-        params = fit.params.select(slice(i, i + 1))
+        sample, texture = texture_for(i)
+        params, person_mask = fit.params.select(slice(i, i + 1)), detections.full_mask(i)
         if refiner is not None:
-            params = refiner(frames[i], detections.full_mask(i), params, fused).params
+            params = refiner(frames[i], person_mask, params, sample).params
         with torch.no_grad():
             vertices = body(params).vertices.numpy()
         render, covered = render_textured(body, vertices, texture, cameras)
-        psnr.append(masked_psnr(render[0], frames[i], body_mask(covered[0], detections.full_mask(i))))
+        psnr.append(masked_psnr(render[0], frames[i], body_mask(covered[0], person_mask)))
     return {
         "frames": held_out, "psnr_db": psnr, "psnr_db_mean": float(np.mean(psnr)),
         "psnr_db_median": float(np.median(psnr)), "psnr_db_min": float(np.min(psnr)),
@@ -131,11 +134,19 @@ def held_out_psnr(body, fit, detections, frames, held_out, fused, texture, refin
     }
 
 
+def nearest_view(baked, used: list, atlas: UVAtlas):
+    """``texture_for`` of :func:`held_out_psnr` giving held-out frame k the bake of the last
+    fused frame before it alone (filled): how much of frame k one view nearby explains."""
+    def texture_for(k):
+        view = baked[max(j for j, i in enumerate(used) if i < k)]
+        return view.sample, fill_texture(view.sample, atlas)
+    return texture_for
+
+
 def bench_video(body, atlas: UVAtlas, path: Path, step: int, repeats: int) -> dict:
     start = time.perf_counter()
     fitted = fit_media(path, body, tight=True)  # as --texture-views fits its views
     fit_s = time.perf_counter() - start
-    frames = list(open_frames(path))
     fit, detections = fitted.fit, fitted.detections
     used = frames_to_bake(detections.found, step).tolist()
     start = time.perf_counter()
@@ -143,7 +154,9 @@ def bench_video(body, atlas: UVAtlas, path: Path, step: int, repeats: int) -> di
     bake_s = (time.perf_counter() - start) / len(used)
     fused, fuse_s = timed(lambda: fuse_textures([view.sample for view in baked]), max(1, repeats // 2))
     texture, fill_s = timed(lambda: fill_texture(fused, atlas), repeats)
-    held_out = [i + step // 2 for i in used if i + step // 2 < len(frames)]
+    held_out = [i + step // 2 for i in used if i + step // 2 < detections.num_frames]
+    wanted = set(held_out)
+    frames = {i: image for i, image in enumerate(open_frames(path)) if i in wanted}  # only these are compared
     start = time.perf_counter()
     refined, record = refine_views(baked, [], body, atlas)  # as --texture-refine does
     refine_s = time.perf_counter() - start
@@ -151,16 +164,18 @@ def bench_video(body, atlas: UVAtlas, path: Path, step: int, repeats: int) -> di
     refined_texture = fill_texture(refined_fused, atlas)
     refiner = PhotometricRefiner(body, fit.camera)
     return {
-        "frames": len(frames), "image_size": [fit.camera.height, fit.camera.width], "fit_s": fit_s,
+        "frames": detections.num_frames, "image_size": [fit.camera.height, fit.camera.width], "fit_s": fit_s,
         "fused_frames": used, "bake_ms_per_view_incl_decoding": 1000 * bake_s, "fuse_s": fuse_s,
         "fill_ms": 1000 * fill_s,
         "coverage_before_fill": coverage(fused, atlas),
-        "held_out": held_out_psnr(body, fit, detections, frames, held_out, fused, texture),
+        "held_out": held_out_psnr(body, fit, detections, frames, held_out, lambda k: (fused, texture)),
         "refined_views": record | {"refine_s": refine_s},
-        "refined_views_held_out": held_out_psnr(body, fit, detections, frames, held_out, refined_fused,
-                                                refined_texture),
-        "refined_views_and_held_out": held_out_psnr(body, fit, detections, frames, held_out, refined_fused,
-                                                    refined_texture, refiner),
+        "refined_views_held_out": held_out_psnr(body, fit, detections, frames, held_out,
+                                                lambda k: (refined_fused, refined_texture)),
+        "refined_views_and_held_out": held_out_psnr(body, fit, detections, frames, held_out,
+                                                    lambda k: (refined_fused, refined_texture), refiner),
+        "nearest_view_and_held_out": held_out_psnr(body, fit, detections, frames, held_out,
+                                                   nearest_view(baked, used, atlas), refiner),
     }
 
 
@@ -175,6 +190,8 @@ def main() -> None:
     parser.add_argument("--fixtures", type=Path, default=Path(os.environ.get("CHAMP3D_FIXTURES", default_fixtures)))
     parser.add_argument("--cache-dir", type=Path, default=None, help="atlas cache (default: a folder beside --out)")
     args = parser.parse_args()
+    if args.video_step < 2:
+        parser.error("--video-step must be at least 2 (held-out frames lie halfway between fused ones)")
     if not args.fixtures.is_dir():
         parser.error(f"fixtures folder {args.fixtures} not found (set CHAMP3D_FIXTURES or --fixtures)")
 
