@@ -22,6 +22,9 @@ complete); file ``NNNN`` is view ``NNNN`` of the path::
 The texture is the reference photo's, fused with more views of the person when given
 (:mod:`champ3d.appearance`).
 
+The reference is fitted upright (:meth:`champ3d.fitting.fitter.FitSettings.upright`):
+the side views would otherwise show MediaPipe's forward lean and bent knees.
+
 Every view shares the reference camera's intrinsics at the output size; the path turns
 about the body's root joint (``centre`` in cameras.json).
 """
@@ -45,7 +48,7 @@ from champ3d.background import BackgroundSpec
 from champ3d.body.base import BodyModel
 from champ3d.eval.multiview import GEOMETRY_FILE, save_view_geometry
 from champ3d.fitting.fit_io import save_fit
-from champ3d.fitting.fitter import BodyFit
+from champ3d.fitting.fitter import BodyFit, FitSettings
 from champ3d.guidance import fit_media, output_camera
 from champ3d.io.atomic import atomic_output_dir
 from champ3d.io.images import read_image
@@ -75,7 +78,7 @@ def render_orbit(ref: Path, out: Path, body: BodyModel, path: CameraPath, *, siz
     started = time.perf_counter()
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
         tmp = Path(tmp)
-        fitted = fit_media(ref, body)
+        fitted = fit_media(ref, body, settings=FitSettings.for_image().upright())  # seen from the side
         save_fit(tmp / "fits" / "reference", fitted.fit, fitted.detections, {"media": fitted.info})
         image = read_image(ref)
         camera = output_camera(fitted.fit.camera, size)
