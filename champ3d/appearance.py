@@ -131,7 +131,7 @@ def refine_views(views: Sequence[BakedView], anchors: Sequence[TextureSample], b
     with a record of how many changed and the mean photometric error before and after."""
     if any(view.image is None for view in views):
         raise ValueError("refine_views needs views baked with their frames kept (keep_frames=True)")
-    refiners, views, before, after = {}, list(views), [], []
+    refiners, views, before, after, changed = {}, list(views), [], [], 0
     for k in tqdm(range(len(views)), desc="refine views", unit="view", leave=False):
         view = views[k]
         seen = view.sample.seen
@@ -147,9 +147,10 @@ def refine_views(views: Sequence[BakedView], anchors: Sequence[TextureSample], b
             before.append(result.error_before)
             after.append(min(result.error_after, result.error_before))
         if result.kept:
+            changed += 1
             views[k] = bake_view(view.image, view.person_mask, result.params, view.camera, body, atlas, True)
     mean = lambda errors: float(np.mean(errors)) if errors else None
-    record = {"views": len(views), "compared": len(before), "changed": sum(a < b for a, b in zip(after, before)),
+    record = {"views": len(views), "compared": len(before), "changed": changed,
               "error_before": mean(before), "error_after": mean(after)}
     return views, record
 
